@@ -1,10 +1,151 @@
+"""The `stapdoctor` command line. Each command imports what it needs when it runs, so `check` starts fast."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
 import typer
-app = typer.Typer()
+
+app = typer.Typer(
+    name="stapdoctor",
+    help="Make Linux hosts ready for SystemTap user-space profiling, check them, and profile them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
+
+
+def _err(msg: str, code: int = EXIT_USAGE) -> "typer.Exit":
+    from rich.console import Console
+    from rich.text import Text
+    Console(stderr=True, highlight=False).print(Text("stapdoctor: ", style="bold red") + Text(msg))
+    return typer.Exit(code)
+
+
+def _snapshot(root: Optional[Path], snapshot: Optional[Path], pid: Optional[int], binary: Optional[Path],
+              deep: bool = False, quiet: bool = False):
+    from .snapshot import SnapshotError, collect, load
+    if root is not None and snapshot is not None:
+        raise _err("--root and --snapshot are alternatives: give one")
+    if snapshot is not None and (pid is not None or binary is not None or deep):
+        raise _err("--pid/--binary/--deep need a host to look at; they cannot be used with --snapshot")
+    try:
+        if snapshot is not None:
+            snap = load(snapshot)
+        else:
+            snap = collect(str(root) if root else "/", pid=pid, binary=str(binary) if binary else None)
+    except SnapshotError as e:
+        raise _err(str(e)) from None
+    if deep:
+        if root is not None:
+            raise _err("--deep compiles a probe on this host; it cannot be used with --root")
+        _run_deep(snap, quiet)
+    return snap
+
+
+def _run_deep(snap, quiet: bool) -> None:
+    from rich.console import Console
+
+    from .deep import run_deep
+    stap = snap.tools.get("stap", {}).get("path")
+    if not stap:
+        return
+    console = Console(stderr=True)
+    if quiet or not console.is_terminal:
+        snap.commands["stap-deep"] = run_deep(stap)
+        return
+    with console.status("stap --deep: pass 1: parsing (compiling a module takes minutes)") as st:
+        snap.commands["stap-deep"] = run_deep(stap, status=lambda s: st.update(f"stap --deep: {s}"))
+
+
+RootOpt = typer.Option(None, "--root", help="Check a sysroot (image, chroot, collected tree) instead of this host.",
+                       file_okay=False)
+SnapOpt = typer.Option(None, "--snapshot", help="Check a saved snapshot (from 'stapdoctor snapshot').",
+                       dir_okay=False)
+PidOpt = typer.Option(None, "--pid", help="Also check that this process's executable and libraries have "
+                      "symbols and unwind data.", min=1)
+BinOpt = typer.Option(None, "--binary", help="Also check this executable and the libraries it needs.")
+
+
 @app.command()
-def check():
-    print("ok")
-@app.command()
-def snapshot():
-    pass
-def main():
-    app()
+def check(
+    root: Optional[Path] = RootOpt,
+    snapshot: Optional[Path] = SnapOpt,
+    json_out: bool = typer.Option(False, "--json", help="Print the findings as JSON (schema stapdoctor.check/1)."),
+    deep: bool = typer.Option(False, "--deep", help="Also compile and run a hello probe (takes minutes)."),
+    pid: Optional[int] = PidOpt,
+    binary: Optional[Path] = BinOpt,
+    host: Optional[str] = typer.Option(None, "--host", help="Host name to put in the playbook remedies (-l HOST)."),
+) -> None:
+    """Say whether SystemTap user-space profiling works here: one line per check, and the fix for each failure.
+
+    Exit status: 0 ready, 1 not ready, 2 usage error.
+    """
+    from . import checks, report
+    from .checks.context import Context
+
+    snap = _snapshot(root, snapshot, pid, binary, deep=deep, quiet=json_out)
+    findings = checks.run_checks(snap, host_label=host)
+    ready = checks.is_ready(findings)
+    ctx = Context(snap, host_label=host)
+    if json_out:
+        report.print_json(report.to_dict(snap, ctx, findings, ready))
+    else:
+        from rich.console import Console
+        report.print_text(Console(highlight=False), snap, ctx, findings, ready)
+    raise typer.Exit(EXIT_READY if ready else EXIT_NOT_READY)
+
+
+@app.command("snapshot")
+def snapshot_cmd(
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the JSON snapshot ('-' for stdout).",
+                                dir_okay=False),
+    root: Optional[Path] = RootOpt,
+    pid: Optional[int] = PidOpt,
+    binary: Optional[Path] = BinOpt,
+    deep: bool = typer.Option(False, "--deep", help="Include a real compile-and-run of a hello probe."),
+) -> None:
+    """Save what the checks read about this host (or a sysroot) as JSON, for bug reports and fleets."""
+    snap = _snapshot(root, None, pid, binary, deep=deep)
+    text = snap.to_json()
+    if str(output) == "-":
+        sys.stdout.write(text + "\n")
+        return
+    try:
+        output.write_text(text + "\n", encoding="utf-8")
+    except OSError as e:
+        raise _err(f"cannot write {output}: {e.strerror or e}") from None
+    print(f"wrote {output} ({len(snap.files)} files, {len(snap.commands)} commands, kernel {snap.kernel_release})",
+          file=sys.stderr)
+
+
+def _register_optional() -> None:
+    """Commands whose modules live elsewhere in the tree (profiler/, fleet)."""
+    try:
+        from stapdoctor.profiler import cli as pcli
+    except ImportError:
+        pcli = None
+    if pcli is not None:
+        for name in ("flamegraph", "profile"):
+            fn = getattr(pcli, name, None)
+            if fn is not None:
+                app.command(name, context_settings={"allow_interspersed_args": name != "profile"})(fn)
+    try:
+        from . import fleet
+    except ImportError:
+        fleet = None
+    if fleet is not None and hasattr(fleet, "fleet"):
+        app.command("fleet")(fleet.fleet)
+
+
+_register_optional()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("stapdoctor: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,264 @@
+"""The one place for facts about systemtap releases and distributions.
+
+The data lives in TOML files beside this module (each fact with its source); the doctor's remedies and
+the playbooks' choices (through playbooks/filter_plugins) both read it, so they cannot disagree.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+DATA = Path(__file__).with_name("knowledge")
+
+
+@dataclass(frozen=True)
+class Release:
+    version: str
+    tag: str
+    date: str | None
+    kernel_min: str | None
+    kernel_max: str | None
+    gcc_min: str | None
+    needs_cxx11: bool
+    elfutils_min: str | None
+    source: str
+    notes: str = ""
+
+
+def _load(name: str) -> dict:
+    with open(DATA / name, "rb") as f:
+        return tomllib.load(f)
+
+
+@lru_cache(maxsize=None)
+def systemtap_releases() -> tuple[Release, ...]:
+    """All known releases, oldest first."""
+    rows = []
+    for r in _load("systemtap_releases.toml").get("release", []):
+        rows.append(Release(
+            version=str(r["version"]), tag=r.get("tag", f"release-{r['version']}"), date=r.get("date"),
+            kernel_min=r.get("kernel_min"), kernel_max=r.get("kernel_max"), gcc_min=r.get("gcc_min"),
+            needs_cxx11=bool(r.get("needs_cxx11", False)), elfutils_min=r.get("elfutils_min"),
+            source=r.get("source", ""), notes=r.get("notes", "")))
+    rows.sort(key=lambda r: version_key(r.version))
+    return tuple(rows)
+
+
+def release_for(stap_version: str) -> Release | None:
+    """The table row for an installed stap version (matching major.minor)."""
+    mm = ".".join(stap_version.split(".")[:2])
+    for r in systemtap_releases():
+        if r.version == mm or r.version == stap_version:
+            return r
+    return None
+
+
+# ---------------------------------------------------------------- versions
+_NUM = re.compile(r"\d+")
+
+
+def version_key(v: str) -> tuple[int, ...]:
+    """Numeric key for a dotted version ('4.7.2' -> (4, 7, 2)); non-numbers are ignored."""
+    return tuple(int(x) for x in _NUM.findall(v.split("-")[0].split("+")[0])) or (0,)
+
+
+def kernel_key(v: str) -> tuple:
+    """Orderable key for a kernel version as stap prints them: '6.1.0-rc3' < '6.1.0' == '6.1' < '6.1.176'.
+
+    A '-rcN' suffix (or a bare '-rc') sorts before the release it precedes; distro suffixes
+    ('-50-amd64', '.fc41.x86_64') are ignored: use upstream_kernel_version() to get the real version.
+    """
+    m = re.match(r"\s*(\d+(?:\.\d+)*)(.*)", v or "")
+    if not m:
+        return ((0, 0, 0), 1, 0)
+    nums = [int(x) for x in m.group(1).split(".")]
+    while len(nums) < 3:
+        nums.append(0)
+    rc = re.match(r"-rc(\d*)", m.group(2))
+    if rc:
+        return (tuple(nums[:3]), 0, int(rc.group(1) or 0))
+    return (tuple(nums[:3]), 1, 0)
+
+
+def kernel_in_range(kernel: str, lo: str | None, hi: str | None) -> bool:
+    """Is the kernel inside stap's tested range? The range's last entry counts as its whole
+    minor series' pre-releases only: '6.1.0-rc3' does not cover 6.1.176, as stap 4.8 proves on
+    Debian 12 (pass 4 fails there)."""
+    k = kernel_key(kernel)
+    if lo and k < kernel_key(lo):
+        return False
+    if hi is None:
+        return True
+    if re.fullmatch(r"\s*\d+\.\d+\s*", hi):
+        # "4.11" as the top of the range: the whole 4.11.y series was tested.
+        return k[0][:2] <= kernel_key(hi)[0][:2]
+    return k <= kernel_key(hi)
+
+
+def stap_covers_kernel(stap_version: str, kernel_release: str,
+                       tested_range: tuple[str, str] | None = None) -> bool | None:
+    """True/False when known; None when neither stap -V nor the table give a range."""
+    if tested_range is None:
+        r = release_for(stap_version)
+        if r is None or r.kernel_max is None:
+            return None
+        tested_range = (r.kernel_min, r.kernel_max)
+    return kernel_in_range(kernel_release, tested_range[0], tested_range[1])
+
+
+def choose_systemtap_ref(kernel_version: str, gcc_version: str | None = None) -> str:
+    """The release tag to build for a kernel (upstream version) and compiler.
+
+    The newest release whose tested range covers the kernel and whose toolchain floor the compiler
+    meets; for a kernel newer than every tested range, the newest release (it is the most likely to
+    work); for one older than all of them, the oldest release that still lists it.
+    """
+    rels = list(systemtap_releases())
+    if not rels:
+        raise LookupError("no systemtap releases in the knowledge table")
+
+    def gcc_ok(r: Release) -> bool:
+        return not (gcc_version and r.gcc_min and version_key(gcc_version) < version_key(r.gcc_min))
+
+    covering = [r for r in rels if r.kernel_max and kernel_in_range(kernel_version, r.kernel_min, r.kernel_max)
+                and gcc_ok(r)]
+    if covering:
+        return covering[-1].tag
+    k = kernel_key(kernel_version)
+    # Newer than all: the newest release that still supports the kernel's era and compiler.
+    for r in reversed(rels):
+        if r.kernel_min and k < kernel_key(r.kernel_min):
+            continue
+        if gcc_ok(r):
+            return r.tag
+    return rels[0].tag
+
+
+# ---------------------------------------------------------------- distributions
+@lru_cache(maxsize=None)
+def _distros() -> dict:
+    return _load("distros.toml")
+
+
+def family_of(distro_id: str) -> str | None:
+    for name, fam in _distros()["family"].items():
+        if distro_id in fam["ids"]:
+            return name
+    return None
+
+
+def release_facts(distro_id: str, version_id: str) -> dict:
+    """Facts for one release ('ubuntu', '12.10'); falls back to the major version ('rhel', '6.10' -> '6')."""
+    rel = _distros().get("release", {})
+    for key in (f"{distro_id}:{version_id}", f"{distro_id}:{version_id.split('.')[0]}"):
+        if key in rel:
+            return dict(rel[key])
+    return {}
+
+
+def _fill(items, **kw) -> list[str]:
+    return [s.format(**kw) for s in items]
+
+
+def platform_packages(distro_id: str, version_id: str, kernel_release: str, *, arch: str = "amd64",
+                      kernel_version: str | None = None) -> dict:
+    """Package names, repositories and method for headers and debug symbols of one kernel.
+
+    `kernel_version` is the distro's full package version (Ubuntu '3.5.0-17.28'), used for the
+    Launchpad URL of EOL Ubuntu releases.
+    """
+    fam_name = family_of(distro_id)
+    if fam_name is None:
+        raise LookupError(f"unknown distribution {distro_id!r}")
+    fam = _distros()["family"][fam_name]
+    facts = release_facts(distro_id, version_id)
+    codename = facts.get("codename", "")
+    kw = dict(R=kernel_release, codename=codename, arch=arch, kernel_version=kernel_version or "")
+    out = {
+        "family": fam_name,
+        "distro": distro_id,
+        "version": version_id,
+        "codename": codename,
+        "eol": bool(facts.get("eol", False)),
+        "gcc": facts.get("gcc"),
+        "python": facts.get("python"),
+        "headers": _fill(fam["headers"], **kw),
+        "debuginfo": _fill(fam["debuginfo"], **kw),
+        "debuginfo_method": facts.get("debuginfo_method", fam["debuginfo_method"]),
+        "systemtap_package": fam["systemtap_package"],
+        "build_deps": list(fam["build_deps"]),
+        "source": fam.get("source", ""),
+    }
+    if fam_name == "ubuntu":
+        if version_key(version_id) < (18, 4):
+            out["debuginfo"] = _fill(fam["debuginfo_before_18_04"], **kw)
+        out["ddebs_repo"] = {
+            "url": fam["ddebs_url"], "suites": _fill(fam["ddebs_suites"], **kw),
+            "components": list(fam["ddebs_components"]), "keyring_package": fam["ddebs_keyring_package"],
+            "key_fingerprint": (fam["ddebs_key_fingerprint_old"] if version_key(version_id) < (16, 4)
+                                else fam["ddebs_key_fingerprint"]),
+        }
+        if out["eol"]:
+            out["old_releases_url"] = fam["old_releases_url"]
+            if version_key(version_id) < (14, 4):
+                # ddebs.ubuntu.com dropped these series: fetch the .ddeb from Launchpad on the controller.
+                out["debuginfo_method"] = "launchpad"
+                out["launchpad_url"] = fam["launchpad_ddeb_url"].format(**kw)
+    if fam_name == "redhat":
+        variant = kernel_variant(kernel_release)
+        base = re.sub(r"[.+](debug|rt)$", "", kernel_release)
+        if variant:
+            pkg = fam["variant_packages"][variant]
+            out["headers"] = [f"{pkg}-devel-{base}"]
+            out["debuginfo"] = [f"{pkg}-debuginfo-{base}"]
+        dnf = facts.get("dnf")
+        if out["debuginfo_method"] == "yum-debuginfo":
+            out["debuginfo_command"] = fam["debuginfo_command_yum"].format(**kw)
+        elif dnf == 5:
+            out["debuginfo_command"] = fam["debuginfo_command_dnf5"].format(**kw)
+        else:
+            out["debuginfo_command"] = fam["debuginfo_command"].format(**kw)
+        out["kernel_variant"] = variant
+    return out
+
+
+def kernel_variant(kernel_release: str) -> str | None:
+    """'debug' / 'rt' for Fedora/RHEL variant kernels (5.14.0-362.el9.x86_64+debug, ...+rt)."""
+    m = re.search(r"[.+](debug|rt)$", kernel_release)
+    if m:
+        return m.group(1)
+    if re.search(r"\.rt\d", kernel_release):
+        return "rt"
+    return None
+
+
+# ---------------------------------------------------------------- profiler needs
+# The checks `stapdoctor profile` needs to pass before it compiles a module.
+_GATE = ("kernel.uprobes", "kernel.modules", "kernel.module_unload", "kernel.relay", "devel.build",
+         "devel.uts", "stap.installed", "stap.kernel_range", "policy.lockdown", "policy.sig_enforce",
+         "access.user", "access.staprun", "transport")
+
+
+def gate_checks(kernel_stacks: bool) -> set[str]:
+    """Check ids the profiler needs; kernel debuginfo and kprobes only for kernel stacks."""
+    need = set(_GATE)
+    if kernel_stacks:
+        need |= {"debuginfo.vmlinux", "kernel.kprobes"}
+    return need
+
+
+# stap's runtime keeps MAXSTRINGLEN-sized buffers on the kernel stack in generated functions: 4096
+# gives a 4112-byte frame, which -Werror=frame-larger-than=2048 rejects (measured on Debian 7.2.13).
+def safe_maxstringlen(frame_warn: int | None, wanted: int = 4096) -> int:
+    """The largest power-of-two MAXSTRINGLEN ≤ wanted whose frame (value + 16 bytes) leaves 512 bytes of
+    CONFIG_FRAME_WARN for other locals: 1024 for FRAME_WARN=2048, as measured."""
+    if not frame_warn or frame_warn <= 0:
+        return wanted
+    budget = frame_warn - 512  # other locals share the frame
+    value = wanted
+    while value > 256 and value + 16 > budget:
+        value //= 2
+    return value

@@ -1,0 +1,127 @@
+"""Ansible filters that read stapdoctor's knowledge tables on the controller.
+
+Why: the doctor's remedies and the playbooks' choices (package names, repositories, keys, the
+systemtap ref to build) must come from one place, ``stapdoctor.doctor.knowledge``; the roles call
+these filters instead of keeping their own copies. The controller needs stapdoctor installed (the same
+virtualenv as ansible-core); the targets need nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from ansible.errors import AnsibleFilterError
+
+# ansible_distribution (facts) -> os-release ID, which the knowledge tables use.
+_DISTRO_IDS = {
+    "redhat": "rhel", "centos": "centos", "fedora": "fedora", "debian": "debian", "ubuntu": "ubuntu",
+    "rocky": "rocky", "almalinux": "almalinux", "oraclelinux": "ol",
+}
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "i386": "i386", "i686": "i386", "ppc64le": "ppc64el",
+         "s390x": "s390x"}
+_RELEASE_RE = re.compile(r"^[A-Za-z0-9._+~-]+$")
+
+
+def _knowledge():
+    try:
+        from stapdoctor.doctor import knowledge
+    except ImportError as err:  # pragma: no cover - depends on the controller's install
+        raise AnsibleFilterError(
+            "stapdoctor is not importable on the controller: run ansible-playbook from the virtualenv "
+            f"where stapdoctor is installed ({err})") from err
+    return knowledge
+
+
+def _check_release(kernel_release: str) -> str:
+    if not isinstance(kernel_release, str) or not _RELEASE_RE.match(kernel_release):
+        raise AnsibleFilterError(f"kernel_release {kernel_release!r} is not a kernel release string")
+    return kernel_release
+
+
+def distro_id(facts: dict) -> str:
+    """os-release ID for a host's facts (ansible_distribution 'RedHat' -> 'rhel')."""
+    name = str(facts.get("distribution", facts.get("ansible_distribution", ""))).lower().replace(" ", "")
+    return _DISTRO_IDS.get(name, name)
+
+
+def deb_arch(facts: dict) -> str:
+    machine = str(facts.get("architecture", facts.get("ansible_architecture", "x86_64")))
+    return _ARCH.get(machine, machine)
+
+
+def stapdoctor_platform(facts: dict, kernel_release: str, kernel_version: str | None = None) -> dict:
+    """knowledge.platform_packages() for a host: headers, debuginfo packages, method, repos, build deps."""
+    k = _knowledge()
+    version = str(facts.get("distribution_version", facts.get("ansible_distribution_version", "")))
+    try:
+        return k.platform_packages(distro_id(facts), version, _check_release(kernel_release),
+                                   arch=deb_arch(facts), kernel_version=kernel_version or None)
+    except LookupError as err:
+        raise AnsibleFilterError(f"stapdoctor knowledge: {err}") from err
+
+
+def stapdoctor_systemtap_ref(kernel_version: str, gcc_version: str | None = None) -> str:
+    """The systemtap release tag to build for a kernel (upstream version) and compiler."""
+    try:
+        return _knowledge().choose_systemtap_ref(str(kernel_version), gcc_version or None)
+    except (LookupError, OSError) as err:
+        raise AnsibleFilterError(f"stapdoctor knowledge: cannot choose a systemtap ref: {err}") from err
+
+
+def stapdoctor_stap_covers(stap_version: str, kernel_version: str) -> bool | None:
+    """Does this stap version's tested kernel range cover the kernel? None when unknown."""
+    if not stap_version:
+        return None
+    try:
+        return _knowledge().stap_covers_kernel(str(stap_version), str(kernel_version))
+    except (LookupError, OSError):
+        return None
+
+
+def stapdoctor_upstream_version(proc_version: str, kernel_release: str = "") -> str:
+    """The upstream kernel version from /proc/version ('... Debian 6.1.192-2 ...' -> '6.1.192').
+
+    Distro releases such as '6.1.0-56-amd64' hide the real patch level; stap's tested ranges need it.
+    Falls back to the numeric part of the release.
+    """
+    text = proc_version or ""
+    for pat in (r"\bDebian (\d+\.\d+\.\d+)", r"\bUbuntu \d+\.\d+\.\d+-\d+\.\d+-\S+ (\d+\.\d+\.\d+)"):
+        m = re.search(pat, text)
+        if m:
+            return m.group(1)
+    m = re.match(r"(\d+\.\d+(?:\.\d+)?)", kernel_release or "")
+    return m.group(1) if m else (kernel_release or "")
+
+
+def stapdoctor_build_id_from_notes(notes_b64: str) -> str | None:
+    """The GNU build-id in /sys/kernel/notes (as slurped, base64) - for debuginfod look-ups."""
+    data = base64.b64decode(notes_b64 or "")
+    off = 0
+    while off + 12 <= len(data):
+        namesz, descsz, ntype = (int.from_bytes(data[off + i:off + i + 4], "little") for i in (0, 4, 8))
+        name_end = off + 12 + ((namesz + 3) & ~3)
+        desc = data[name_end:name_end + descsz]
+        if ntype == 3 and data[off + 12:off + 12 + namesz].rstrip(b"\0") == b"GNU":
+            return desc.hex()
+        off = name_end + ((descsz + 3) & ~3)
+    return None
+
+
+def stapdoctor_stap_version(stap_v_output: str) -> str | None:
+    """'Systemtap translator/driver (version 5.4/0.192, release-5.4)' -> '5.4'."""
+    m = re.search(r"version (\d+(?:\.\d+)+)", stap_v_output or "")
+    return m.group(1) if m else None
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "stapdoctor_platform": stapdoctor_platform,
+            "stapdoctor_systemtap_ref": stapdoctor_systemtap_ref,
+            "stapdoctor_stap_covers": stapdoctor_stap_covers,
+            "stapdoctor_upstream_version": stapdoctor_upstream_version,
+            "stapdoctor_build_id_from_notes": stapdoctor_build_id_from_notes,
+            "stapdoctor_stap_version": stapdoctor_stap_version,
+            "stapdoctor_distro_id": distro_id,
+        }

@@ -1,0 +1,73 @@
+"""Issue step 1 — the prediction holds on a real kernel.
+
+Debian 12's systemtap 4.8 was tested up to kernel 6.1.0-rc3; Debian 12's current kernel is a later
+6.1.y, and stap 4.8 fails pass 4 there. `stapdoctor check` must warn about the range and name the
+release to build; `stapdoctor check --deep` must fail, quoting the compiler's own error lines.
+Expectations come from what the image holds (its kernel, its stap -V), not from fixed numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from stapdoctor.doctor import knowledge
+from stapdoctor.testing.vmtools import record_time, save
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def vm(bookworm_vm):
+    return bookworm_vm
+
+
+def _findings(out: str) -> dict[str, dict]:
+    data = json.loads(out)
+    items = data["findings"] if isinstance(data, dict) else data
+    return {f["id"]: f for f in items}
+
+
+def _text(f: dict) -> str:
+    return " ".join(str(f.get(k) or "") for k in ("title", "evidence", "remedy"))
+
+
+def test_check_predicts_stap_range(vm):
+    stap_v = vm.run("stap -V 2>&1").stdout
+    stap_version = re.search(r"version (\d+\.\d+)", stap_v).group(1)
+    # Debian's uname -v carries the upstream version: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.176-1 (...)"
+    upstream = re.search(r"Debian (\d+\.\d+\.\d+)", vm.run("uname -v").stdout).group(1)
+    tested = re.search(r"tested kernel versions:\s*(\S+)\s*\.\.\.\s*(\S+)", stap_v)
+    covered = knowledge.stap_covers_kernel(stap_version, upstream,
+                                           (tested.group(1), tested.group(2)) if tested else None)
+    assert covered is False, (f"this image's stap {stap_version} covers kernel {upstream}: the image no "
+                              "longer shows the prediction case; pick a recipe that does")
+
+    t0 = time.monotonic()
+    p = vm.run("stapdoctor check --json", check=False, timeout=300)
+    record_time("bookworm: stapdoctor check --json", time.monotonic() - t0)
+    save(vm, "check-json", p)
+    assert p.returncode in (0, 1), p.stderr
+    f = _findings(p.stdout)["stap.kernel_range"]
+    assert f["status"] == "warn", f
+    text = _text(f)
+    assert stap_version in text, f
+    named = re.search(r"release-(\d+\.\d+)", text)
+    assert named, f"the finding does not name a release to build: {f}"
+    assert knowledge.stap_covers_kernel(named.group(1), upstream), (
+        f"the named release-{named.group(1)} does not cover kernel {upstream} either")
+
+
+def test_check_deep_fails_with_compiler_lines(vm):
+    t0 = time.monotonic()
+    p = vm.run("stapdoctor check --deep", check=False, timeout=900)
+    record_time("bookworm: stapdoctor check --deep (stap pass 4 in VM)", time.monotonic() - t0)
+    save(vm, "check-deep", p)
+    assert p.returncode == 1, p.stdout + p.stderr
+    out = p.stdout + p.stderr
+    # The compiler's own lines, as gcc printed them inside stap's pass 4.
+    assert "cc1: all warnings being treated as errors" in out, out[-3000:]
+    assert re.search(r"^.*error: .*$", out, re.M), out[-3000:]
