@@ -20,7 +20,7 @@ EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
 def _err(msg: str, code: int = EXIT_USAGE) -> "typer.Exit":
     from rich.console import Console
     from rich.text import Text
-    Console(stderr=True, highlight=False).print(Text("stapdoctor: ", style="bold red") + Text(msg))
+    Console(stderr=True, highlight=False).print(Text("stapdoctor: ", style="bold red") + Text(msg), soft_wrap=True)
     return typer.Exit(code)
 
 

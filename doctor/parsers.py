@@ -78,7 +78,8 @@ def upstream_kernel_version(release: str, proc_version: str | None = None,
         if len(parts) >= 3 and re.match(r"\d+\.\d+", parts[-1]):
             return parts[-1].rstrip("+"), "/proc/version_signature"
     if proc_version:
-        m = re.search(r"\bDebian (\d+\.\d+(?:\.\d+)?)(?:-\S+)?", proc_version)
+        # Only the UTS part after '#': the compiler's "(Debian 12.2.0-14)" comes earlier in the line.
+        m = re.search(r"#\d+.*\bDebian (\d+\.\d+(?:\.\d+)?)(?:-\S+)?", proc_version)
         if m:
             return m.group(1), "/proc/version"
     m = re.match(r"(\d+\.\d+(?:\.\d+)?)", release or "")
@@ -133,16 +134,23 @@ def os_release(files: dict[str, str | None]) -> dict[str, str]:
             dest = Path(tmp, path.lstrip("/"))
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(text, encoding="utf-8", errors="replace")
-        d = distro.LinuxDistribution(include_lsb=False, include_uname=False, include_oslevel=False,
-                                     root_dir=tmp)
-        info = {"id": d.id(), "version_id": d.version(best=False), "name": d.name(pretty=True),
-                "codename": d.codename()}
+        try:
+            d = distro.LinuxDistribution(include_lsb=False, include_uname=False, include_oslevel=False,
+                                         root_dir=tmp)
+            info = {"id": d.id(), "version_id": d.version(best=False), "name": d.name(pretty=True),
+                    "codename": d.codename()}
+        except (ValueError, OSError):
+            # distro's shell-style lexer gives up on an unclosed quote (a truncated file): keep what
+            # the plain KEY=VALUE lines say.
+            vals = _plain_pairs(files.get("/etc/os-release") or "")
+            info = {"id": vals.get("ID", "").lower(), "version_id": vals.get("VERSION_ID", ""),
+                    "name": vals.get("PRETTY_NAME", vals.get("NAME", "")), "codename": vals.get("VERSION_CODENAME", "")}
         lsb = files.get("/etc/lsb-release")
         if lsb and not info["id"]:
-            vals = dict(line.split("=", 1) for line in lsb.splitlines() if "=" in line)
-            info["id"] = vals.get("DISTRIB_ID", "").strip('"').lower()
-            info["version_id"] = vals.get("DISTRIB_RELEASE", "").strip('"')
-            info["codename"] = vals.get("DISTRIB_CODENAME", "").strip('"')
+            vals = _plain_pairs(lsb)
+            info["id"] = vals.get("DISTRIB_ID", "").lower()
+            info["version_id"] = vals.get("DISTRIB_RELEASE", "")
+            info["codename"] = vals.get("DISTRIB_CODENAME", "")
     if info["id"] == "rhel" and not files.get("/etc/os-release"):
         # distro names every /etc/redhat-release 'rhel'; the text says which family member it is.
         first = (files.get("/etc/redhat-release") or "").lower()
@@ -150,3 +158,12 @@ def os_release(files: dict[str, str | None]) -> dict[str, str]:
             if first.startswith(word):
                 info["id"] = ident
     return info
+
+
+def _plain_pairs(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        key, sep, val = line.partition("=")
+        if sep and key.strip().isidentifier():
+            out[key.strip()] = val.strip().strip("'\"")
+    return out

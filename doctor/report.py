@@ -38,7 +38,7 @@ def print_json(data: dict[str, Any]) -> None:
 def print_text(console, snap, ctx, findings, ready: bool) -> None:
     from rich.text import Text
 
-    console.print(Text("stapdoctor check — ", style="bold") + Text(header(snap, ctx)))
+    console.print(Text("stapdoctor check — ", style="bold") + Text(header(snap, ctx)), soft_wrap=True)
     width = max((len(f.id) for f in findings), default=10)
     concern = None
     for f in findings:

@@ -1,0 +1,97 @@
+"""The knowledge tables' decisions, for distributions whose mirrors this machine cannot reach."""
+import pytest
+
+from stapdoctor.doctor import knowledge as k
+
+
+def test_every_release_has_a_source_and_tag():
+    rels = k.systemtap_releases()
+    assert len(rels) > 20
+    for r in rels:
+        assert r.source and r.tag == f"release-{r.version}"
+        if r.kernel_max:
+            assert r.kernel_min
+
+
+@pytest.mark.parametrize("kernel,gcc,ref", [
+    ("3.5.5", "4.7.2", "release-4.9"),      # Ubuntu 12.10: the seed's own host
+    ("3.2.14", "4.6.3", "release-4.9"),
+])
+def test_ref_for_old_kernels(kernel, gcc, ref):
+    assert k.choose_systemtap_ref(kernel, gcc) == ref
+
+
+def test_current_kernels_get_the_newest_release():
+    newest = k.systemtap_releases()[-1].tag
+    for kernel, gcc in [("6.1.176", "12.2.0"), ("7.2.13", "15.2.0"), ("6.8.12", "13.2.0")]:
+        assert k.choose_systemtap_ref(kernel, gcc) == newest
+
+
+@pytest.mark.parametrize("kernel,lo,hi,inside", [
+    ("6.1.176", "2.6.32", "6.1.0-rc3", False),   # Debian 12: stap 4.8 fails pass 4 there
+    ("6.1.0", "2.6.32", "6.1.0-rc3", False),
+    ("6.1.0-rc2", "2.6.32", "6.1.0-rc3", True),
+    ("7.2.13", "3.10", "7.3.0-rc3", True),
+    ("6.11.8", "3.10", "6.12-rc", True),
+    ("6.12.3", "3.10", "6.12-rc", False),
+    ("4.11.5", "2.6.18", "4.11", True),
+    ("2.6.32", "3.10", "6.6", False),
+])
+def test_kernel_in_range(kernel, lo, hi, inside):
+    assert k.kernel_in_range(kernel, lo, hi) is inside
+
+
+def test_ubuntu_1210():
+    p = k.platform_packages("ubuntu", "12.10", "3.5.0-17-generic", kernel_version="3.5.0-17.28")
+    assert p["headers"] == ["linux-headers-3.5.0-17-generic"]
+    assert p["debuginfo"] == ["linux-image-3.5.0-17-generic-dbgsym"]
+    assert p["eol"] and p["old_releases_url"].startswith("http://old-releases.ubuntu.com")
+    assert p["debuginfo_method"] == "launchpad"
+    assert p["launchpad_url"] == "https://launchpad.net/ubuntu/quantal/amd64/linux-image-3.5.0-17-generic-dbgsym/3.5.0-17.28"
+    assert p["python"] == "/usr/bin/python2.7" and p["gcc"] == "4.7"
+
+
+@pytest.mark.parametrize("ver,code", [("22.04", "jammy"), ("24.04", "noble")])
+def test_ubuntu_current(ver, code):
+    p = k.platform_packages("ubuntu", ver, "6.8.0-31-generic")
+    assert p["debuginfo"] == ["linux-image-unsigned-6.8.0-31-generic-dbgsym"]
+    assert p["debuginfo_method"] == "apt-ddebs"
+    repo = p["ddebs_repo"]
+    assert repo["url"] == "http://ddebs.ubuntu.com" and repo["suites"][:2] == [code, f"{code}-updates"]
+    assert repo["keyring_package"] == "ubuntu-dbgsym-keyring" and len(repo["key_fingerprint"]) == 40
+
+
+def test_fedora_41_and_variants():
+    p = k.platform_packages("fedora", "41", "6.11.8-300.fc41.x86_64")
+    assert p["headers"] == ["kernel-devel-6.11.8-300.fc41.x86_64"]
+    assert p["debuginfo_command"].startswith("dnf debuginfo-install")
+    d = k.platform_packages("fedora", "41", "6.11.8-300.fc41.x86_64+debug")
+    assert d["kernel_variant"] == "debug" and d["headers"] == ["kernel-debug-devel-6.11.8-300.fc41.x86_64"]
+
+
+def test_rhel():
+    p = k.platform_packages("centos", "6.10", "2.6.32-220.el6.x86_64")
+    assert p["family"] == "redhat" and p["debuginfo_method"] == "yum-debuginfo"
+    assert p["debuginfo_command"] == "debuginfo-install -y kernel-2.6.32-220.el6.x86_64"
+    r = k.platform_packages("rhel", "9.4", "5.14.0-427.el9.x86_64")
+    assert r["headers"] == ["kernel-devel-5.14.0-427.el9.x86_64"]
+
+
+def test_debian():
+    p = k.platform_packages("debian", "12", "6.1.0-50-amd64")
+    assert p["headers"] == ["linux-headers-6.1.0-50-amd64"] and p["debuginfo"] == ["linux-image-6.1.0-50-amd64-dbg"]
+
+
+def test_unknown_distribution():
+    with pytest.raises(LookupError):
+        k.platform_packages("plan9", "4", "x")
+
+
+@pytest.mark.parametrize("fw,val", [(2048, 1024), (1024, 256), (None, 4096), (0, 4096), (8192, 4096)])
+def test_safe_maxstringlen(fw, val):
+    assert k.safe_maxstringlen(fw) == val
+
+
+def test_gate_checks():
+    assert "debuginfo.vmlinux" not in k.gate_checks(False)
+    assert "debuginfo.vmlinux" in k.gate_checks(True)
