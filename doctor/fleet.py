@@ -89,21 +89,37 @@ def print_table(console, reports: dict[str, dict], unreachable: dict[str, str]) 
             console.print(Text(f"  {host} {f['id']}: ", style="bold") + Text(f["remedy"]), soft_wrap=True)
 
 
-def _unreachable(stdout: str) -> dict[str, str]:
-    """Hosts Ansible could not reach, from its JSON callback output."""
-    try:
-        data = json.loads(stdout)
-    except json.JSONDecodeError:
-        return {}
-    out = {}
-    for host, stats in data.get("stats", {}).items():
-        if stats.get("unreachable") or stats.get("failures"):
-            out[host] = "unreachable" if stats.get("unreachable") else "collector failed"
-    for play in data.get("plays", []):
-        for task in play.get("tasks", []):
-            for host, res in task.get("hosts", {}).items():
-                if host in out and (res.get("unreachable") or res.get("failed")):
-                    out[host] = (res.get("msg") or out[host]).splitlines()[0]
+def _targets(ansible: str, argv_tail: list[str], env: dict) -> list[str]:
+    """The hosts the play will run on (inventory, play pattern and --limit applied), from --list-hosts."""
+    p = subprocess.run([ansible, *argv_tail, "--list-hosts"], capture_output=True, text=True, env=env,
+                       stdin=subprocess.DEVNULL)
+    hosts, seen = [], False
+    for line in p.stdout.splitlines():
+        if line.strip().startswith("hosts ("):
+            seen = True
+            continue
+        if seen and line.startswith("      ") and line.strip():
+            hosts.append(line.strip())
+        elif seen and line.strip():
+            seen = False
+    return hosts
+
+
+def _failures(stdout: str) -> dict[str, str]:
+    """host -> first line of Ansible's message, from the default callback's 'fatal: [h]: ... => {json}' lines."""
+    out: dict[str, str] = {}
+    for line in stdout.splitlines():
+        if not line.startswith("fatal: ["):
+            continue
+        host = line[len("fatal: ["):].split("]", 1)[0]
+        kind = "unreachable" if "UNREACHABLE!" in line else "collector failed"
+        msg = kind
+        if "=> " in line:
+            try:
+                msg = str(json.loads(line.split("=> ", 1)[1]).get("msg") or kind)
+            except (json.JSONDecodeError, AttributeError):
+                pass
+        out.setdefault(host, f"{kind}: {msg.splitlines()[0] if msg else ''}")
     return out
 
 
@@ -134,15 +150,18 @@ def fleet(
         raise _err("ansible-playbook not found (pip install 'ansible-core>=2.16,<2.17')")
     dest = keep or Path(tempfile.mkdtemp(prefix="stapdoctor-fleet-"))
     dest.mkdir(parents=True, exist_ok=True)
-    argv = [ansible, "-i", str(inventory), str(playbook), "-e", json.dumps({"doctor_collect_dest": str(dest.resolve())})]
+    tail = ["-i", str(inventory), str(playbook), "-e", json.dumps({"doctor_collect_dest": str(dest.resolve())})]
     if limit:
-        argv += ["-l", limit]
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_CONFIG=str(playbooks / "ansible.cfg"))
+        tail += ["-l", limit]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(playbooks / "ansible.cfg"))
     console = Console(stderr=True)
     try:
         with console.status("collecting snapshots with playbooks/check.yml …"):
-            proc = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
-        unreachable = _unreachable(proc.stdout)
+            targets = _targets(ansible, tail, env)
+            proc = subprocess.run([ansible, *tail], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+        failures = _failures(proc.stdout)
+        unreachable = {h: failures.get(h, "no snapshot came back") for h in targets
+                       if not (dest / f"{h}.tar.gz").exists()}
         if proc.returncode not in (0, 2, 4) and not any(dest.glob("*.tar.gz")):
             raise _err(f"ansible-playbook failed (exit {proc.returncode}): "
                        + (proc.stderr.strip().splitlines() or ["no output"])[-1], 1)
