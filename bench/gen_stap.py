@@ -4,7 +4,7 @@
 N unique stacks (default 20,000) of depth 4-60 over a few thousand symbols in a handful of modules,
 ~4% unresolved frames (printed the way stap prints frames it cannot name), counts heavy-tailed.
 Call sites are fixed per (caller, callee) pair as in a real binary, so frame lines repeat.
-Deterministic for a given --seed.  20,000 stacks make ~59 MB.
+Deterministic for a given --seed.  20,000 stacks make ~59 MB, 200,000 ~610 MB.
 
     python bench/gen_stap.py -n 20000 -o /tmp/stap-20k.out
 """
@@ -16,8 +16,8 @@ import random
 import sys
 
 MODULES = [
-    # (path, load base, number of symbols, share of symbols in stacks)
-    ("/opt/app/bin/order-service-server", 0x55D1C3A00000, 2600),
+    # (path, load base, number of symbols)
+    ("/opt/app/bin/orderd", 0x55D1C3A00000, 2600),
     ("/usr/lib/x86_64-linux-gnu/libc.so.6", 0x7F3A1C000000, 420),
     ("/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30", 0x7F3A1C400000, 380),
     ("/usr/lib/x86_64-linux-gnu/libssl.so.3", 0x7F3A1CA00000, 160),
@@ -93,6 +93,8 @@ def main(argv=None) -> int:
     # fixed roots as in a real process
     start_i = next(i for i, s in enumerate(syms) if s[1] == 0)
     libc_i = next(i for i, s in enumerate(syms) if s[1] == 1)
+    for i, name in ((start_i, "_start"), (libc_i, "__libc_start_main"), (start_i + 1, "main")):
+        syms[i] = (name,) + syms[i][1:]
     seen: set[tuple[int, ...]] = set()
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8", buffering=1 << 20)
     written = 0
@@ -108,7 +110,6 @@ def main(argv=None) -> int:
             continue
         seen.add(t)
         lines = []
-        leaf = path[-1]
         prev = -1
         for idx in reversed(path):
             lines.append(frame_line(idx, prev))
@@ -117,7 +118,6 @@ def main(argv=None) -> int:
         out.write("".join(lines))
         out.write(f"\t{count}\n")
         written += 1
-        del leaf
     if out is not sys.stdout:
         out.close()
     return 0

@@ -50,10 +50,8 @@ _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _clean_name(name: str) -> str:
-    """Make a name safe for the folded format (``;`` separates frames, a line ends a record)
-    and for every viewer (control characters become U+FFFD)."""
-    if ";" in name:
-        name = name.replace(";", ",")
+    """Make a name safe for every viewer: control characters (a newline would end a folded record)
+    become U+FFFD.  ``;`` stays; only the folded writer has to replace it."""
     if _CONTROL.search(name):
         name = _CONTROL.sub("\ufffd", name)
     return name

@@ -7,20 +7,27 @@ from typing import IO, Iterable
 from .collapse import Collapsed
 
 
+def _frame(name: str) -> str:
+    # ';' separates frames in this format (Rust's `[u8; 4]`, a hostile `&quot;`): it becomes ','
+    return name.replace(";", ",") if ";" in name else name
+
+
 def folded_lines(stacks: dict[tuple[str, ...], int]) -> list[str]:
     """Sorted folded lines (without newline); sorted so output is stable and diffable."""
-    return sorted(f"{';'.join(stack)} {count}" for stack, count in stacks.items())
+    return sorted(f"{';'.join(map(_frame, stack))} {count}" for stack, count in stacks.items())
 
 
 def write_folded(stacks: dict[tuple[str, ...], int], out: IO) -> None:
-    """Write folded text; ``out`` may be a text or a binary stream (UTF-8 is written)."""
-    data = "".join(line + "\n" for line in folded_lines(stacks))
-    if isinstance(out, (bytes, bytearray)):  # pragma: no cover - defensive
-        raise TypeError("out must be a stream")
+    """Write folded text, sorted; ``out`` may be a text or a binary stream (UTF-8 is written)."""
     try:
-        out.write(data)
+        out.write("")
+        binary = False
     except TypeError:
-        out.write(data.encode("utf-8"))
+        binary = True
+    lines = folded_lines(stacks)
+    for i in range(0, len(lines), 4096):  # in pieces: never a second copy of the whole text
+        data = "".join(line + "\n" for line in lines[i : i + 4096])
+        out.write(data.encode("utf-8") if binary else data)
 
 
 def collapse_folded(lines: Iterable[bytes | str]) -> Collapsed:
@@ -64,14 +71,18 @@ def read_folded(lines: Iterable[bytes | str]) -> dict[tuple[str, ...], int]:
 
 
 def looks_folded(sample: bytes) -> bool:
-    """Guess whether the first bytes of a file are folded stacks rather than stap output."""
-    for raw in sample.splitlines()[:50]:
+    """Guess whether the first bytes of a file are folded stacks rather than stap output.
+
+    Any stap frame line (``0x...``) decides for stap, since stray text before the stacks may end in
+    a number; otherwise one ``frames count`` line decides for folded."""
+    folded = False
+    for raw in sample.splitlines()[:400]:
         s = raw.strip()
         if not s or s.startswith(b"#"):
             continue
-        if s.startswith(b"0x") or s.isdigit() or s.startswith((b"WARNING:", b"ERROR:")):
+        if s.startswith(b"0x"):
             return False
         head, sep, tail = s.rpartition(b" ")
         if sep and tail.isdigit() and head.strip():
-            return True
-    return False
+            folded = True
+    return folded

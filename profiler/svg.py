@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 import zlib
 from importlib import resources
 from typing import IO, Iterable
@@ -60,7 +61,13 @@ def _h(name: str, salt: int = 0) -> tuple[float, float, float]:
     return (v & 0xFF) / 256.0, ((v >> 8) & 0xFF) / 256.0, ((v >> 16) & 0xFF) / 256.0
 
 
+_UNRESOLVED_GREY = "#b8b8b0"
+
+
 def hot_colour(name: str) -> str:
+    """FlameGraph-like warm colours; frames without a symbol are grey so they stand out."""
+    if name.startswith("0x") or (name.startswith("[") and _UNRESOLVED_RE.match(name)):
+        return _UNRESOLVED_GREY
     a, b, c = _h(name)
     return "#%02x%02x%02x" % (205 + int(50 * c), int(230 * a), int(55 * b))
 
@@ -143,10 +150,23 @@ def _layout(
     out: list[tuple[str, int, int, int]] = []
     emit = out.append
     open_names: list[str] = []
-    open_start: list[int] = []
+    open_start: list[int] = []  # non-decreasing with depth: deeper frames start later
     prev: tuple[str, ...] = ()
     x = 0
     maxdepth = 0
+
+    def close(i: int, x: int) -> None:
+        """Emit the open frames at depth >= i that are wide enough, and close them all."""
+        nonlocal maxdepth
+        # widths shrink with depth, so the wide-enough ones are a contiguous run from i
+        k = bisect_right(open_start, x - min_samples, i)
+        for d in range(i, k):
+            emit((open_names[d], d + 1, open_start[d], x - open_start[d]))
+        if k > i and k > maxdepth:
+            maxdepth = k
+        del open_names[i:]
+        del open_start[i:]
+
     for stack, count in items:
         if count <= 0:
             continue
@@ -154,25 +174,13 @@ def _layout(
         i = 0
         while i < n and prev[i] == stack[i]:
             i += 1
-        for d in range(len(open_names) - 1, i - 1, -1):
-            w = x - open_start[d]
-            if w >= min_samples:
-                emit((open_names[d], d + 1, open_start[d], w))
-                if d + 1 > maxdepth:
-                    maxdepth = d + 1
-        del open_names[i:]
-        del open_start[i:]
-        for d in range(i, len(stack)):
-            open_names.append(stack[d])
-            open_start.append(x)
+        if i < len(open_names):
+            close(i, x)
+        open_names.extend(stack[i:])
+        open_start.extend([x] * (len(stack) - i))
         x += count
         prev = stack
-    for d in range(len(open_names) - 1, -1, -1):
-        w = x - open_start[d]
-        if w >= min_samples:
-            emit((open_names[d], d + 1, open_start[d], w))
-            if d + 1 > maxdepth:
-                maxdepth = d + 1
+    close(0, x)
     if x > 0:
         emit(("all", 0, 0, x))
     return out, maxdepth
@@ -204,7 +212,7 @@ def render_svg(
 ) -> dict:
     """Write an interactive SVG flame graph to ``out`` (text or binary stream).
 
-    Returns a small report: frames written, frames pruned, total samples, maximum depth.
+    Returns a small report: frames written (after pruning), total samples, maximum depth.
     """
     if palette not in ("hot", "module"):
         raise ValueError(f"unknown palette {palette!r} (hot, module)")
@@ -219,7 +227,6 @@ def render_svg(
     scale = plot_w / total if total else 0.0
     min_samples = (minwidth / scale) if scale else 0.0
     frames, maxdepth = _layout(stacks, min_samples)
-    n_all_frames = None  # unknown without a second pass; report pruned as 'frames below minwidth'
 
     top = TOP_BASE + (16 if (subtitle or meta) else 0)
     legend_rows = 0
@@ -245,6 +252,17 @@ def render_svg(
     colour_cache: dict[str, str] = {}
     parts: list[str] = []
     w_ = parts.append
+    try:
+        out.write("")
+        binary = False
+    except TypeError:
+        binary = True
+
+    def flush() -> None:
+        """Write what is buffered (the SVG is written in pieces, never held whole)."""
+        data = "".join(parts)
+        parts.clear()
+        out.write(data.encode("utf-8") if binary else data)
     w_('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n')
     w_(
         f'<svg version="1.1" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -266,6 +284,7 @@ def render_svg(
     if meta:
         for key, label in (
             ("command", ""),
+            ("source", ""),
             ("pid", "pid "),
             ("duration", ""),
             ("samples", ""),
@@ -320,6 +339,8 @@ def render_svg(
         esc = xml_text(name)
         label = trim_label(name, fw)
         y = y_of(depth)
+        if len(parts) >= 2000:
+            flush()
         w_(
             f'<g data-x="{start}" data-s="{samples}" data-d="{depth}"><title>{esc} '
             f"({_fmt_int(samples)} {count_name}, {samples / pct_div:.2f}%)</title>"
@@ -332,12 +353,7 @@ def render_svg(
         raise RuntimeError("flame.js must not contain ']]>'")
     w_('<script type="text/ecmascript"><![CDATA[\n' + js + "\n]]></script>\n")
     w_("</svg>\n")
-    data = "".join(parts)
-    try:
-        out.write(data)
-    except TypeError:
-        out.write(data.encode("utf-8"))
-    del n_all_frames
+    flush()
     return {"frames": len(frames), "total": total, "maxdepth": maxdepth}
 
 

@@ -48,11 +48,41 @@
     return name.substring(0, room - 2) + "..";
   }
 
+  // what each frame shows now, so zooming touches only the frames that change
+  var shownX = new Array(n), shownW = new Array(n), shownLabel = new Array(n), visible = new Array(n);
+  for (var v = 0; v < n; v++) {
+    shownX[v] = Number(rects[v].getAttribute("x"));
+    shownW[v] = Number(rects[v].getAttribute("width"));
+    shownLabel[v] = texts[v].textContent;
+    visible[v] = true;
+  }
+
+  function show(i, on) {
+    if (visible[i] !== on) {
+      visible[i] = on;
+      groups[i].style.display = on ? "" : "none";
+    }
+  }
+
   function place(i, x, w) {
-    rects[i].setAttribute("x", x.toFixed(2));
-    rects[i].setAttribute("width", w.toFixed(2));
-    texts[i].setAttribute("x", (x + 3).toFixed(2));
-    texts[i].textContent = label(names[i], w);
+    show(i, true);
+    if (Math.abs(shownX[i] - x) > 0.004 || Math.abs(shownW[i] - w) > 0.004) {
+      shownX[i] = x;
+      shownW[i] = w;
+      rects[i].setAttribute("x", x.toFixed(2));
+      rects[i].setAttribute("width", w.toFixed(2));
+      texts[i].setAttribute("x", (x + 3).toFixed(2));
+    }
+    var l = label(names[i], w);
+    if (l !== shownLabel[i]) {
+      shownLabel[i] = l;
+      texts[i].textContent = l;
+    }
+  }
+
+  function setParent(i, on) {
+    if (on) groups[i].classList.add("parent");
+    else if (groups[i].classList.length) groups[i].classList.remove("parent");
   }
 
   function frameOf(el) {
@@ -68,21 +98,19 @@
     zoomed = z;
     var zx = fx[z], zs = fs[z], zd = fd[z], k = plotW / zs;
     for (var i = 0; i < n; i++) {
-      var g = groups[i], x0 = fx[i], x1 = fx[i] + fs[i];
-      g.classList.remove("parent");
+      var x0 = fx[i], x1 = fx[i] + fs[i];
       if (fd[i] < zd) {
         if (x0 <= zx && x1 >= zx + zs) {
-          g.style.display = "";
-          g.classList.add("parent");
+          setParent(i, true);
           place(i, xpad, plotW);
         } else {
-          g.style.display = "none";
+          show(i, false);
         }
       } else if (x0 >= zx && x1 <= zx + zs) {
-        g.style.display = "";
+        setParent(i, false);
         place(i, xpad + (x0 - zx) * k, fs[i] * k);
       } else {
-        g.style.display = "none";
+        show(i, false);
       }
     }
     unzoomBtn.classList.remove("hide");
@@ -93,8 +121,7 @@
     zoomed = -1;
     var k = total ? plotW / total : 0;
     for (var i = 0; i < n; i++) {
-      groups[i].style.display = "";
-      groups[i].classList.remove("parent");
+      setParent(i, false);
       place(i, xpad + fx[i] * k, fs[i] * k);
     }
     unzoomBtn.classList.add("hide");

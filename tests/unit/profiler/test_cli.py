@@ -3,20 +3,17 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
-
-from stapdoctor.profiler.cli import flamegraph
 
 BUSY = "busy-debian-unstable"
 
 
 @pytest.fixture
-def run():
-    app = typer.Typer(add_completion=False)
-    app.command()(flamegraph)
+def run(fg_app):
+    app = fg_app
     runner = CliRunner()
 
     def _run(*args, input=None):
@@ -35,7 +32,7 @@ def test_svg_to_file_with_top_table(run, busy, tmp_path):
     r = run(busy, "-o", out, "--title", "busy", "--top", "3")
     assert r.exit_code == 0, r.output
     text = out.read_text()
-    assert text.startswith("<?xml") and "<title>func_c (14,620 samples, 95.38%)</title>" in text
+    assert text.startswith("<?xml") and "<title>func_b (9,916 samples, 66.87%)</title>" in text
     assert "func_c" in r.stdout and "Self" in r.stdout and "98.60" in r.stdout
     assert not list(tmp_path.glob(".*tmp*"))
 
@@ -105,3 +102,42 @@ def test_module_import_is_light():
     code = "import sys, stapdoctor.profiler.cli; print(sorted(m for m in sys.modules if m.startswith(('rich','stapdoctor.profiler.svg','json'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "stapdoctor.profiler.svg" not in out and "'rich'" not in out
+
+
+def test_installed_command_line(data_dir, tmp_path):
+    """The real entry point: `stapdoctor flamegraph` as a user runs it."""
+    exe = Path(sys.executable).parent / "stapdoctor"
+    busy = data_dir / "collapse" / BUSY / "input.txt"
+    r = subprocess.run([exe, "flamegraph", busy, "-o", tmp_path / "f.svg", "--top", "2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "f.svg").read_text().rstrip().endswith("</svg>") and "func_c" in r.stdout
+    r = subprocess.run([exe, "flamegraph", tmp_path / "nope.out"], capture_output=True, text=True)
+    assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "empty.out").write_bytes(b"")
+    r = subprocess.run([exe, "flamegraph", tmp_path / "empty.out"], capture_output=True, text=True)
+    assert r.returncode == 1 and "no stacks found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_folded_from_other_tools_renders_svg(run, tmp_path):
+    src = tmp_path / "perf.folded"
+    src.write_text("java;start;Thread.run;Work.compute 30\njava;start;GC 12\n")
+    out = tmp_path / "o.svg"
+    r = run(src, "-o", out, "--top", "0")
+    assert r.exit_code == 0, r.output
+    assert "<title>Work.compute (30 samples, 71.43%)</title>" in out.read_text()
+    # forcing the stap parser on folded text finds nothing
+    r = run(src, "--input-format", "stap", "-o", tmp_path / "p.svg")
+    assert r.exit_code == 1 and "no stacks found" in r.stderr
+
+
+def test_reader_going_away_is_quiet(data_dir, tmp_path):
+    """`stapdoctor flamegraph big.out -f folded | head -1` ends quietly, like any filter."""
+    src = tmp_path / "many.folded"
+    src.write_text("".join(f"main;f{i};g{i} {i + 1}\n" for i in range(200_000)))
+    exe = Path(sys.executable).parent / "stapdoctor"
+    p = subprocess.Popen([exe, "flamegraph", src, "-f", "folded", "--top", "0"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert p.stdout.read(20).startswith(b"main;f")
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait() == 0 and "Traceback" not in err and "Exception" not in err, err

@@ -27,8 +27,8 @@ def test_names_with_spaces_and_brackets():
         "operator[](unsigned long) const",
         "c",
     )
-    # ';' separates folded frames: it must not survive in a name
-    assert parse_frame("0x1 : f<[u8; 4]>+0x1/0x2 [/x]") == ("f<[u8, 4]>", "x")
+    # the name is kept whole; only the folded writer replaces ';' (see test_folded)
+    assert parse_frame("0x1 : f<[u8; 4]>+0x1/0x2 [/x]") == ("f<[u8; 4]>", "x")
 
 
 def test_no_dangling_bracket_for_unresolved():

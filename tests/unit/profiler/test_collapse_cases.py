@@ -4,10 +4,8 @@ import io
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from stapdoctor.profiler.cli import flamegraph
 from stapdoctor.profiler.collapse import collapse_stap
 from stapdoctor.profiler.folded import collapse_folded, write_folded
 
@@ -40,9 +38,7 @@ def test_case_api(case: Path):
 @pytest.mark.parametrize(
     "case", [c for c in CASE_DIRS if (c / "expected.folded").stat().st_size], ids=lambda p: p.name
 )
-def test_case_cli_folded(case: Path):
-    app = typer.Typer(add_completion=False)
-    app.command()(flamegraph)
-    r = CliRunner().invoke(app, [str(_input(case)), "--format", "folded", "--top", "0"])
+def test_case_cli_folded(case: Path, fg_app):
+    r = CliRunner().invoke(fg_app, [str(_input(case)), "--format", "folded", "--top", "0"])
     assert r.exit_code == 0, r.output
     assert r.stdout_bytes.decode("utf-8") == (case / "expected.folded").read_text("utf-8")

@@ -12,6 +12,12 @@ def test_write_is_sorted_root_first():
     assert buf.getvalue() == "main;a;x 5\nmain;b 2\n"
 
 
+def test_semicolon_in_a_name_cannot_split_a_frame():
+    buf = io.StringIO()
+    write_folded({("main", "<impl Write for [u8; 4]>::write", "&quot;"): 1}, buf)
+    assert buf.getvalue() == "main;<impl Write for [u8, 4]>::write;&quot, 1\n"
+
+
 def test_read_accepts_crlf_comments_and_reports_bad_lines():
     c = collapse_folded([b"main;a 3\r\n", b"# comment\n", b"garbage\n", b"main;a 2\n", b"\n"])
     assert c.stacks == {("main", "a"): 5}
@@ -33,6 +39,8 @@ def test_looks_folded():
     assert looks_folded(b"main;a;b 42\nmain 1\n")
     assert not looks_folded(b" 0x4005f4 : main+0x1c/0x30 [/bin/x]\n\t3\n")
     assert not looks_folded(b"")
+    # text before stap stacks that happens to end in a number does not make it folded
+    assert not looks_folded(b"1+0 records 1\n 0x4005f4 : main+0x1c/0x30 [/bin/x]\n\t3\n")
 
 
 names = st.text(

@@ -118,3 +118,16 @@ def test_any_names_give_well_formed_svg(stacks):
     svg = render_svg_string(stacks, minwidth=0)
     root = ET.fromstring(svg.encode("utf-8"))
     assert len(root.findall(".//s:script", NS)) == 1
+
+
+def test_hot_palette_greys_unresolved_frames():
+    stacks = {("main", "[libfoo.so+0x24d5e]"): 2, ("main", "0x7f3a1c0a4f60"): 1, ("main", "work"): 1}
+    _, fr = frames(render_svg_string(stacks))
+    fills = {t.rsplit(" (", 1)[0]: g.find("s:rect", NS).get("fill") for t, d, x, s, g in fr}
+    assert fills["[libfoo.so+0x24d5e]"] == fills["0x7f3a1c0a4f60"] != fills["work"]
+
+
+def test_svg_is_self_contained():
+    svg = render_svg_string({("main", "a"): 1}, meta={"command": "x"})
+    assert "http" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "<image" not in svg and "href" not in svg
