@@ -254,8 +254,14 @@ def gate_checks(kernel_stacks: bool) -> set[str]:
 # gives a 4112-byte frame, which -Werror=frame-larger-than=2048 rejects (measured on Debian 7.2.13).
 def safe_maxstringlen(frame_warn: int | None, wanted: int = 4096) -> int:
     """The largest power-of-two MAXSTRINGLEN ≤ wanted whose frame (value + 16 bytes) leaves 512 bytes of
-    CONFIG_FRAME_WARN for other locals: 1024 for FRAME_WARN=2048, as measured."""
-    if not frame_warn or frame_warn <= 0:
+    CONFIG_FRAME_WARN for other locals: 1024 for FRAME_WARN=2048, as measured.
+
+    An unknown limit (None: no config readable) is taken as 2048, the x86_64 default, since guessing
+    high breaks pass 4; 0 means the kernel has no limit.
+    """
+    if frame_warn is None:
+        frame_warn = 2048
+    if frame_warn <= 0:
         return wanted
     budget = frame_warn - 512  # other locals share the frame
     value = wanted

@@ -89,6 +89,10 @@ def flamegraph(
     # --- open the input -------------------------------------------------------------------
     if input == "-":
         stream = sys.stdin.buffer
+        if not hasattr(stream, "peek"):  # e.g. a BytesIO standing in for stdin
+            import io
+
+            stream = io.BufferedReader(stream, 1 << 16)
         source_name = "stdin"
     else:
         p = Path(input)
@@ -114,7 +118,7 @@ def flamegraph(
         except OSError as e:
             _fail(err, f"{input}: read error ({e.strerror})", 2)
     finally:
-        if stream is not sys.stdin.buffer:
+        if input != "-":
             stream.close()
 
     # --- what stap said, what looked wrong ------------------------------------------------
@@ -183,6 +187,13 @@ def flamegraph(
         if tmp_path is not None:
             os.replace(tmp_path, output)
             tmp_path = None
+    except BrokenPipeError:
+        if not to_stdout:
+            _fail(err, f"{output}: cannot write (broken pipe)", 1)
+        # the reader went away (`| head`): stop quietly, as a filter does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(0)
     except OSError as e:
         _fail(err, f"{output or 'stdout'}: cannot write ({e.strerror})", 1)
     finally:
@@ -199,3 +210,50 @@ def flamegraph(
         )
         if not to_stdout:
             console.print(Text(f"wrote {output} ({out_format})"))
+
+
+def profile(
+    command: Optional[list[str]] = typer.Argument(
+        None, metavar="[-- COMMAND [ARGS]...]",
+        help="launch COMMAND and profile it (put it after --); it is stopped when the window ends"),
+    pid: Optional[int] = typer.Option(None, "--pid", "-p", help="profile this running process"),
+    duration: float = typer.Option(10.0, "--duration", help="sampling window in seconds"),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="directory for the outputs (default: stapdoctor-profile-DATE-TIME)"),
+    while_: Optional[str] = typer.Option(
+        None, "--while", metavar="COMMAND",
+        help="run this workload during the window and stop it after (split like a shell, but run without "
+             "one: no pipes, redirections or variables)"),
+    kernel: bool = typer.Option(False, "--kernel", help="add kernel stacks on top of the user stacks"),
+    force: bool = typer.Option(False, "--force", help="run even if the host fails checks the probes need"),
+    stap: str = typer.Option("stap", "--stap", help="the stap to run", metavar="PATH"),
+    maxmapentries: int = typer.Option(10240, "--maxmapentries", help="-D MAXMAPENTRIES: unique stacks kept"),
+    maxaction: int = typer.Option(20000, "--maxaction", help="-D MAXACTION"),
+    maxbacktrace: int = typer.Option(100, "--maxbacktrace", help="-D MAXBACKTRACE: frames per stack"),
+    maxstringlen: Optional[int] = typer.Option(
+        None, "--maxstringlen", help="-D MAXSTRINGLEN (default: the largest the kernel's CONFIG_FRAME_WARN allows)"),
+    maxskipped: Optional[int] = typer.Option(None, "--maxskipped", help="-D MAXSKIPPED (stap's default: 100)"),
+    no_overload: bool = typer.Option(False, "--no-overload", help="-D STP_NO_OVERLOAD: do not stop on probe overhead"),
+    buffer_size: Optional[int] = typer.Option(None, "--buffer-size", "-s", help="stap -s: buffer size in MB"),
+    frequency: Optional[float] = typer.Option(
+        None, "--frequency", metavar="HZ",
+        help="sample at HZ with a perf cpu-clock event (default: timer.profile, 1000 Hz in stap 4.x+)"),
+    top: int = typer.Option(10, "--top", min=0, help="print the top-N functions (0: none)"),
+    snapshot: Optional[Path] = typer.Option(None, "--host-snapshot", hidden=True,
+                                            help="decide readiness from a saved host snapshot (tests)"),
+) -> None:
+    """Sample a process's user-space stacks with SystemTap; write stacks, flame graph, speedscope and summary."""
+    import datetime
+
+    from .runner import ProfileRequest, profile_command
+
+    if output is None:
+        output = Path(datetime.datetime.now().strftime("stapdoctor-profile-%Y%m%d-%H%M%S"))
+    req = ProfileRequest(
+        output=output, duration=duration, pid=pid, command=list(command) if command else None,
+        while_cmd=while_, kernel=kernel, stap=stap, maxmapentries=maxmapentries, maxaction=maxaction,
+        maxbacktrace=maxbacktrace, maxstringlen=maxstringlen, maxskipped=maxskipped, no_overload=no_overload,
+        buffer_size=buffer_size, frequency=frequency)
+    code = profile_command(req, force=force, snapshot=str(snapshot) if snapshot else None, top=top)
+    if code:
+        raise typer.Exit(code)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from .targets import Mapping
 
@@ -95,26 +94,45 @@ class ElfObject:
 
 
 def _add_symbols(elf, pairs: dict) -> bool:
-    """Add FUNC symbols of .symtab and .dynsym; True when the file had a .symtab."""
+    """Add FUNC symbols of .symtab and .dynsym; True when the file had a .symtab.
+
+    The symbol entries are unpacked with struct directly: pyelftools' per-symbol parsing takes
+    seconds for a libc and minutes for a large C++ binary."""
+    import struct
+
     has_symtab = False
-    for name in (".symtab", ".dynsym"):
-        sec = elf.get_section_by_name(name)
-        if sec is None or not hasattr(sec, "iter_symbols"):
+    endian = "<" if elf.little_endian else ">"
+    if elf.elfclass == 64:
+        fmt, names = endian + "IBBHQQ", ("name", "info", "other", "shndx", "value", "size")
+    else:
+        fmt, names = endian + "IIIBBH", ("name", "value", "size", "info", "other", "shndx")
+    entsize = struct.calcsize(fmt)
+    i_name, i_info, i_shndx, i_value, i_size = (names.index(k) for k in ("name", "info", "shndx", "value", "size"))
+    for secname in (".symtab", ".dynsym"):
+        sec = elf.get_section_by_name(secname)
+        if sec is None or sec["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM") or sec["sh_type"] == "SHT_NOBITS":
             continue
-        if name == ".symtab":
+        if secname == ".symtab":
             has_symtab = True
-        for sym in sec.iter_symbols():
-            if sym["st_info"]["type"] not in ("STT_FUNC", "STT_GNU_IFUNC", "STT_LOOS"):
+        data = sec.data()
+        strtab = elf.get_section(sec["sh_link"]).data()
+        usable = len(data) - len(data) % entsize
+        for ent in struct.iter_unpack(fmt, data[:usable]):
+            typ = ent[i_info] & 0xF
+            # STT_FUNC (2) and STT_GNU_IFUNC (10); defined (shndx != SHN_UNDEF), with a value
+            if typ not in (2, 10) or ent[i_shndx] == 0 or not ent[i_value]:
                 continue
-            value = sym["st_value"]
-            if not value or sym["st_shndx"] == "SHN_UNDEF" or not sym.name:
+            off = ent[i_name]
+            nul = strtab.find(b"\0", off)
+            name = strtab[off:nul if nul >= 0 else None].decode("utf-8", "replace")
+            if not name:
                 continue
-            size = sym["st_size"]
+            value, size = ent[i_value], ent[i_size]
             old = pairs.get(value)
-            # prefer the sized, global, shorter-named alias (e.g. `malloc` over `__libc_malloc`)
-            if old is None or (old[0] == 0 and size) or (size == old[0] and len(sym.name) < len(old[1])
-                                                          and not sym.name.startswith("_")):
-                pairs[value] = (size, sym.name)
+            # prefer a sized symbol; among equals the shorter public alias (`malloc` over `__libc_malloc`)
+            if old is None or (old[0] == 0 and size) or (size == old[0] and len(name) < len(old[1])
+                                                          and not name.startswith("_")):
+                pairs[value] = (size, name)
     return has_symtab
 
 
@@ -194,18 +212,18 @@ class Symbolizer:
         self._module_size: dict[str, int] = {}
         for m, _ in self._maps:
             self._module_size[m.path] = max(self._module_size.get(m.path, 0), m.offset + (m.end - m.start))
-        self.unresolved_modules: dict[str, int] = {}  # module -> frames without a symbol
+        self.unresolved_modules: dict[str, int] = {}  # module -> addresses without a symbol
+        self._cache: dict[tuple[int, bool], str] = {}
 
     def _mapping(self, addr: int) -> Mapping | None:
         i = bisect.bisect_right(self._starts, addr)
         best = None
-        # mappings are few; scan back over those starting at or before addr
-        for j in range(i - 1, -1, -1):
+        # within one snapshot mappings do not overlap; across snapshots only a remapped range
+        # does, so looking back over a few neighbours finds every candidate
+        for j in range(i - 1, max(i - 17, -1), -1):
             m, gen = self._maps[j]
             if m.start <= addr < m.end and (best is None or gen > best[1]):
                 best = (m, gen)
-            if addr - m.start > (1 << 40):
-                break
         return best[0] if best else None
 
     def _object(self, path: str) -> ElfObject:
@@ -223,6 +241,13 @@ class Symbolizer:
     def frame(self, addr: int, caller: bool = False) -> str:
         """One stap-style frame line. ``caller``: addr is a return address, so the call site is
         addr-1 (matters when a call is the last instruction of a function)."""
+        key = (addr, caller)
+        line = self._cache.get(key)
+        if line is None:
+            line = self._cache[key] = self._frame(addr, caller)
+        return line
+
+    def _frame(self, addr: int, caller: bool) -> str:
         m = self._mapping(addr)
         if m is None:
             return f" 0x{addr:x} : 0x{addr:x}"
@@ -253,7 +278,3 @@ def parse_addresses(text: str, maxstringlen: int | None = None) -> tuple[list[in
             continue
     return out, truncated
 
-
-def object_for_test(path: str | Path) -> ElfObject:
-    """Load one file's symbols (used by tests and by `symbolise again` tooling)."""
-    return ElfObject(str(path))

@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,18 +184,13 @@ class MapsRecorder:
                 f.write(f"{m.start:x}-{m.end:x} {m.perms} {m.offset:08x} 00:00 0 {m.path}\n")
 
 
-# The launched command is first this tiny Python program, stopped by itself; the runner lets it
-# continue once stap's begin probe has run, and it then execs the real command in the same process
-# (same pid, so `stap -x PID` and pid() == target() follow it through the exec).
-_HOLD_AND_EXEC = (
-    "import os, signal, sys\n"
-    "os.kill(os.getpid(), signal.SIGSTOP)\n"
-    "try:\n"
-    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
-    "except OSError as e:\n"
-    "    sys.stderr.write('stapdoctor: cannot run %s: %s\\n' % (sys.argv[1], e.strerror))\n"
-    "    os._exit(127)\n"
-)
+# The launched command is first a tiny /bin/sh that stops itself; the runner lets it continue once
+# stap's begin probe has run, and it then execs the real command in the same process (same pid, so
+# `stap -x PID` and pid() == target() follow it through the exec). The script is a constant: the
+# user's command reaches exec as "$@", never as text for the shell to parse. sh rather than Python:
+# stap adds the target's executable at start (/proc/PID/exe) to the module's unwind data, and a
+# small shell keeps that cheap.
+_HOLD_AND_EXEC = 'kill -STOP $$; exec "$@"'
 
 
 def launch_held(argv: list[str]) -> subprocess.Popen:
@@ -206,7 +200,7 @@ def launch_held(argv: list[str]) -> subprocess.Popen:
     reads as profile data, so the program's output would mix into it; and stap -c takes one string
     that stap splits again. Holding the process here keeps its output apart and needs no quoting.
     """
-    proc = subprocess.Popen([sys.executable, "-c", _HOLD_AND_EXEC, *argv], start_new_session=True)
+    proc = subprocess.Popen(["/bin/sh", "-c", _HOLD_AND_EXEC, "stapdoctor-held", *argv], start_new_session=True)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         state = proc_state(proc.pid)

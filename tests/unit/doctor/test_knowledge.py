@@ -87,7 +87,7 @@ def test_unknown_distribution():
         k.platform_packages("plan9", "4", "x")
 
 
-@pytest.mark.parametrize("fw,val", [(2048, 1024), (1024, 256), (None, 4096), (0, 4096), (8192, 4096)])
+@pytest.mark.parametrize("fw,val", [(2048, 1024), (1024, 256), (None, 1024), (0, 4096), (8192, 4096)])
 def test_safe_maxstringlen(fw, val):
     assert k.safe_maxstringlen(fw) == val
 

@@ -1,0 +1,742 @@
+"""Run a stap profile of one process and write every output, whatever way the run ends.
+
+Sequence (each step's reason is where it happens):
+  target (--pid, or a command launched held before its exec)
+  -> stap argument list (stapargs) -> stap running in its own session, stdout/stderr streamed to
+     files as they arrive
+  -> compile passes shown on a status line ("Pass N:" lines of stap -v)
+  -> the script's begin record: the sampling window starts; a launched command is released and
+     the --while workload is started; a countdown runs
+  -> the window ends by the script's own timer (it fires with the target idle), by the target
+     exiting (we SIGINT stap so its end probe prints), by Ctrl-C (same), or by our watchdog
+  -> raw addresses symbolised (symbols), stacks text, folded, SVG, speedscope, summary, advice.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import queue
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+
+from . import targets
+from .advice import Advice, Limits, advise, skipped_count
+from .stapargs import (DEFAULT_MAXACTION, DEFAULT_MAXBACKTRACE, DEFAULT_MAXMAPENTRIES, StapPlan, build_argv,
+                       kernel_frame_warn, safe_maxstringlen)
+
+#: Output file names (the VM test and users rely on these).
+FILES = {
+    "raw": "stap.out",  # stap's stdout as it streamed (the script's records)
+    "stderr": "stap.err",  # stap's stderr as it streamed (-v passes, warnings, errors)
+    "stacks": "stacks.txt",  # symbolised, print_ustack shape + TAB count (stackcollapse-stap.pl reads it)
+    "folded": "stacks.folded",
+    "svg": "flamegraph.svg",
+    "speedscope": "profile.speedscope.json",
+    "summary": "summary.txt",
+    "summary_json": "summary.json",
+    "maps": "maps.txt",  # the target's mappings seen during the run (to symbolise again)
+    "while_log": "while.log",  # output of the --while workload
+}
+
+#: After the window, how long stap gets to end by itself before we SIGINT it; then SIGTERM, SIGKILL.
+GRACE_S = 5.0
+TERM_AFTER_S = 30.0
+KILL_AFTER_S = 60.0
+#: With no begin record this long after "Pass 5: starting", sampling is assumed to have started
+#: (loading a big module under emulation takes seconds, so this is generous; the record should come).
+BEGIN_FALLBACK_S = 60.0
+#: stap has exited but something still holds its output pipes: stop waiting after this long.
+PIPE_LINGER_S = 10.0
+
+
+class ProfileError(Exception):
+    """A user-facing failure before stap runs: ``code`` 2 for usage, 1 otherwise."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class ProfileRequest:
+    output: Path
+    duration: float
+    pid: int | None = None
+    command: list[str] | None = None
+    while_cmd: str | None = None
+    kernel: bool = False
+    stap: str = "stap"
+    maxmapentries: int = DEFAULT_MAXMAPENTRIES
+    maxaction: int = DEFAULT_MAXACTION
+    maxbacktrace: int = DEFAULT_MAXBACKTRACE
+    maxstringlen: int | None = None  # None: sized from the kernel's CONFIG_FRAME_WARN
+    maxskipped: int | None = None
+    no_overload: bool = False
+    buffer_size: int | None = None
+    frequency: float | None = None  # Hz (perf cpu-clock); None: timer.profile (stap's default rate)
+    grace: float = GRACE_S
+
+
+@dataclass
+class ProfileResult:
+    exit_code: int
+    output: Path
+    samples: int = 0
+    stored: int = 0
+    lost: int = 0
+    skipped: int | None = None
+    unique_stacks: int = 0
+    window_s: float = 0.0
+    ended_by: str = ""  # "timer", "target-exit", "interrupt", "watchdog", "stap-exit", "stap-failed"
+    stap_status: int | None = None
+    advice: list[Advice] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    stacks: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# display
+
+
+class _Display:
+    """One status line: the compile pass while stap builds, a countdown while it samples.
+    On a terminal it is a live line; otherwise (logs, the VM test) a plain line per change."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.live = None
+        self._last_plain = ""
+        self._last_plain_t = 0.0
+        if console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(Text(""), console=console, transient=True, refresh_per_second=8)
+            self.live.start()
+
+    def update(self, text: str, *, milestone: bool = False, every: float = 15.0) -> None:
+        if self.live is not None:
+            self.live.update(Text(text))
+            return
+        now = time.monotonic()
+        if milestone or (text != self._last_plain and now - self._last_plain_t >= every):
+            if text != self._last_plain:
+                self.console.print(Text(text), highlight=False)
+            self._last_plain, self._last_plain_t = text, now
+
+    def say(self, text: Text | str) -> None:
+        self.console.print(text if isinstance(text, Text) else Text(text), highlight=False)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+#: What stap is doing once "Pass N: ..." (pass N finished) has been printed.
+_NEXT_PASS = {
+    0: "pass 1/5: parsing the script and tapsets",
+    1: "pass 2/5: analysing the probes",
+    2: "pass 3/5: translating to C",
+    3: "pass 4/5: compiling the kernel module (minutes on a slow or emulated machine)",
+    4: "pass 5/5: loading the module",
+}
+
+
+def _clock(s: float) -> str:
+    s = max(0, int(s))
+    return f"{s // 60:02d}:{s % 60:02d}"
+
+
+# ----------------------------------------------------------------------------------------------
+# the run
+
+
+def _reader(stream, sink_path: Path, q: queue.Queue, tag: str) -> None:
+    """Copy a pipe to a file line by line (flushed, so Ctrl-C or a crash keeps it) and queue lines."""
+    with open(sink_path, "ab", buffering=0) as sink:
+        for line in iter(stream.readline, b""):
+            sink.write(line)
+            q.put((tag, line))
+    q.put((tag, None))
+
+
+def _check_request(req: ProfileRequest) -> list[str] | None:
+    """Usage errors (exit 2) before anything runs; returns the --while argv."""
+    if (req.pid is None) == (not req.command):
+        raise ProfileError("give exactly one target: --pid PID, or a command after --", 2)
+    if not req.duration or req.duration <= 0:
+        raise ProfileError("--duration must be a positive number of seconds", 2)
+    for name in ("maxmapentries", "maxaction", "maxbacktrace"):
+        if getattr(req, name) <= 0:
+            raise ProfileError(f"--{name} must be positive", 2)
+    if req.maxstringlen is not None and req.maxstringlen < 64:
+        raise ProfileError("--maxstringlen must be at least 64", 2)
+    if req.frequency is not None and not 1 <= req.frequency <= 100000:
+        raise ProfileError("--frequency must be 1..100000 Hz", 2)
+    if req.buffer_size is not None and not 1 <= req.buffer_size <= 4095:
+        raise ProfileError("--buffer-size must be 1..4095 (MB)", 2)
+    if req.output.exists() and not req.output.is_dir():
+        raise ProfileError(f"{req.output}: exists and is not a directory", 2)
+    while_argv = None
+    if req.while_cmd is not None:
+        # Split like a shell would, but no shell runs it: no pipes, redirections or variables.
+        try:
+            while_argv = shlex.split(req.while_cmd)
+        except ValueError as e:
+            raise ProfileError(f"--while: {e}", 2) from None
+        if not while_argv:
+            raise ProfileError("--while: empty command", 2)
+        try:
+            targets.resolve_command(while_argv[0])
+        except targets.TargetError as e:
+            raise ProfileError(f"--while: {e}", 2) from None
+    return while_argv
+
+
+def _resolve_stap(stap: str) -> str:
+    path = stap if "/" in stap else shutil.which(stap)
+    if not path or not os.access(path, os.X_OK):
+        raise ProfileError(f"stap not found ({stap}): install systemtap (`stapdoctor check` says how) or pass --stap PATH")
+    return path
+
+
+def _limits(req: ProfileRequest) -> tuple[Limits, str]:
+    if req.maxstringlen is not None:
+        msl, why = req.maxstringlen, "as given"
+    else:
+        fw = kernel_frame_warn()
+        msl = safe_maxstringlen(fw)
+        why = f"from CONFIG_FRAME_WARN={fw}" if fw is not None else "kernel config not found"
+    return Limits(req.maxmapentries, req.maxaction, req.maxbacktrace, msl, req.maxskipped, req.buffer_size,
+                  req.no_overload), why
+
+
+def run_profile(req: ProfileRequest, console: Console | None = None) -> ProfileResult:
+    """Profile and write all outputs into ``req.output``. Raises ProfileError before stap starts."""
+    console = console or Console(stderr=True, highlight=False)
+    while_argv = _check_request(req)
+    stap = _resolve_stap(req.stap)
+    pid_info = None
+    if req.pid is not None:
+        try:
+            pid_info = targets.resolve_pid(int(req.pid))
+        except targets.TargetError as e:
+            raise ProfileError(str(e), 2) from None
+    out = req.output
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ProfileError(f"{out}: cannot create the output directory ({e.strerror})", 2) from None
+    paths = {k: out / v for k, v in FILES.items()}
+    for k in ("raw", "stderr"):
+        paths[k].write_bytes(b"")  # a fresh run: the readers append
+    limits, msl_why = _limits(req)
+    problems: list[str] = []
+
+    launched: subprocess.Popen | None = None
+    if req.command:
+        try:
+            targets.resolve_command(req.command[0])
+        except targets.TargetError as e:
+            raise ProfileError(str(e), 2) from None
+        try:
+            launched = targets.launch_held(list(req.command))
+        except targets.TargetError as e:
+            raise ProfileError(str(e), 1) from None
+    try:
+        return _run_with_target(req, console, stap, paths, limits, msl_why, problems, launched, while_argv, pid_info)
+    finally:
+        if launched is not None:  # never leave the held (stopped) command behind
+            targets.Stopper(launched).finish()
+
+
+def _run_with_target(req, console, stap, paths, limits, msl_why, problems, launched, while_argv,
+                     pid_info) -> ProfileResult:
+    if launched is not None:
+        exe = targets.resolve_command(req.command[0])
+        pid = launched.pid
+        modules = [exe]  # --ldd adds its libraries
+        label = shlex.join(req.command)
+    else:
+        pid, note = pid_info
+        if note:
+            problems.append(note)
+            console.print(Text(f"note: {note}"))
+        exe = targets.exe_of(pid)
+        modules = targets.unwind_modules(targets.read_maps(pid), exe)
+        label = f"pid {pid}" + (f" ({exe})" if exe else "")
+    recorder = targets.MapsRecorder(pid)
+    if launched is None:
+        recorder.poll()
+
+    # `stap -V` runs while stap compiles, not after the window (a slow VM would lengthen the run)
+    version: list[str | None] = []
+    vthread = threading.Thread(target=lambda: version.append(_stap_version(stap)), daemon=True)
+    vthread.start()
+    plan = StapPlan(stap=stap, pid=pid, duration_s=req.duration, kernel=req.kernel, modules=modules, limits=limits,
+                    frequency=req.frequency)
+    argv = build_argv(plan)
+    session = _Session(req, argv, paths, console, launched, recorder, while_argv)
+    session.run()
+    if launched is not None:
+        targets.Stopper(launched).finish()  # the window is over: the launched command stops with it
+    vthread.join(20)
+    res = _finish(req, session, paths, limits, pid, label, exe, problems + session.problems, argv, msl_why,
+                  version[0] if version else None)
+    return res
+
+
+class _Session:
+    """The running stap and what happens around it (timers, signals, target, workload)."""
+
+    def __init__(self, req, argv, paths, console, launched, recorder, while_argv):
+        from .rawstacks import RawProfile
+
+        self.req, self.argv, self.paths, self.console = req, argv, paths, console
+        self.launched, self.recorder, self.while_argv = launched, recorder, while_argv
+        self.raw = RawProfile()
+        self.problems: list[str] = []
+        self.stderr_lines: list[str] = []
+        self.ended_by = ""
+        self.interrupts = 0
+        self.t_begin: float | None = None
+        self.t_end: float | None = None
+        self.pass_line = "stap " + _NEXT_PASS[0]
+        self.t_pass5: float | None = None
+        self.begin_fallback = False
+        self.shown: set[str] = set()
+        self.workload: subprocess.Popen | None = None
+        self.workload_stopper: targets.Stopper | None = None
+        self.workload_status: int | None = None
+        self.signalled: list[tuple[float, int]] = []
+        self.proc: subprocess.Popen | None = None
+
+    # -- signals ----------------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:
+        self.interrupts += 1
+
+    def _signal_stap(self, sig: int, why: str) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if not self.ended_by:
+            self.ended_by = why
+        self.signalled.append((time.monotonic(), sig))
+        # to stap's whole process group (stap, staprun, stapio; gcc during pass 4), as a terminal
+        # Ctrl-C on a foreground stap would: that is the path stap's own signal handling expects
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    # -- main loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        from .rawstacks import parse_line
+
+        req = self.req
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                handlers[s] = signal.signal(s, self._on_signal)
+        display = _Display(self.console)
+        t0 = time.monotonic()
+        try:
+            try:
+                # own session: a terminal Ctrl-C reaches only us; we decide what stap gets
+                self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, start_new_session=True)
+            except OSError as e:
+                raise ProfileError(f"cannot run {self.argv[0]}: {e.strerror}") from None
+            q: queue.Queue = queue.Queue()
+            readers = [threading.Thread(target=_reader, args=(self.proc.stdout, self.paths["raw"], q, "out"), daemon=True),
+                       threading.Thread(target=_reader, args=(self.proc.stderr, self.paths["stderr"], q, "err"), daemon=True)]
+            for r in readers:
+                r.start()
+            open_streams = 2
+            handled = 0
+            exited_at = None
+            display.update(self.pass_line, milestone=True)
+            while open_streams or self.proc.poll() is None:
+                try:
+                    tag, line = q.get(timeout=0.1)
+                except queue.Empty:
+                    tag, line = None, None
+                if tag is not None:
+                    if line is None:
+                        open_streams -= 1
+                    elif tag == "out":
+                        kind = parse_line(line, self.raw)
+                        if kind == "begin":
+                            if self.t_begin is None:
+                                self._begin(display)
+                            elif self.begin_fallback:  # the record came after all: time from it
+                                self.t_begin, self.begin_fallback = time.monotonic(), False
+                    else:
+                        self._stderr_line(line.decode("utf-8", "replace").rstrip("\n"), display)
+                    if q.qsize():
+                        continue  # drain before the timing work
+                now = time.monotonic()
+                if self.interrupts > handled:
+                    handled = self.interrupts
+                    if handled == 1:
+                        self._signal_stap(signal.SIGINT, "interrupt")
+                        display.say(Text("interrupted: stopping stap; it prints what it collected…", style="yellow"))
+                    else:
+                        self._signal_stap(signal.SIGTERM, "interrupt")
+                self._timing(now, display, t0)
+                if self.proc.poll() is not None and open_streams:
+                    exited_at = exited_at or now
+                    if now - exited_at > PIPE_LINGER_S:
+                        self.problems.append("stap exited but its output stayed open; stopped reading")
+                        break
+            for r in readers:
+                r.join(5)
+        finally:
+            display.close()
+            self.t_end = time.monotonic()
+            if self.workload is not None:
+                self.workload_status = (self.workload_stopper or targets.Stopper(self.workload)).finish()
+            for s, h in handlers.items():
+                signal.signal(s, h)
+        self.status = self.proc.returncode if self.proc else None
+        if not self.ended_by:
+            if self.raw.ended and self.t_begin is not None:
+                early = self.t_end < self.t_begin + req.duration - 0.5
+                gone = (self.launched.poll() is not None) if self.launched is not None else not targets.is_alive(self.recorder.pid)
+                # some stap versions end a -x run themselves when the target exits
+                self.ended_by = ("target-exit" if gone else "stap-exit") if early else "timer"
+            else:
+                self.ended_by = "stap-failed" if self.status else "stap-exit"
+
+    def _begin(self, display: _Display) -> None:
+        """The sampling window starts: release the held command, start the workload."""
+        self.t_begin = time.monotonic()
+        if self.launched is not None:
+            targets.release(self.launched)
+            self.recorder.kick()
+        if self.while_argv:
+            log = open(self.paths["while_log"], "wb")
+            try:
+                self.workload = subprocess.Popen(self.while_argv, stdin=subprocess.DEVNULL, stdout=log,
+                                                 stderr=subprocess.STDOUT, start_new_session=True)
+                self.workload_stopper = targets.Stopper(self.workload)
+            except OSError as e:
+                self.problems.append(f"--while could not start: {e.strerror}")
+            finally:
+                log.close()
+        display.update(f"sampling {self._target_label()}", milestone=True)
+
+    def _target_label(self) -> str:
+        return f"pid {self.recorder.pid}"
+
+    def _stderr_line(self, text: str, display: _Display) -> None:
+        if len(self.stderr_lines) < 20000:
+            self.stderr_lines.append(text)
+        if text.startswith("Pass ") and text[5:6].isdigit():
+            n = int(text[5])
+            if "failed" in text:
+                self.pass_line = text[:90]
+            elif text.startswith("Pass 5: starting"):
+                self.t_pass5 = time.monotonic()
+                self.pass_line = "stap pass 5/5: module loaded, starting the probes"
+            elif n in _NEXT_PASS:
+                self.pass_line = "stap " + _NEXT_PASS[n]
+            if self.t_begin is None:
+                display.update(self.pass_line, milestone=True)
+        elif text.startswith(("WARNING:", "ERROR:")) and self.t_begin is not None and text not in self.shown:
+            if len(self.shown) < 20:  # each distinct message once; all of them are in stap.err
+                self.shown.add(text)
+                display.say(Text("stap: " + text, style="yellow"))
+
+    def _timing(self, now: float, display: _Display, t0: float) -> None:
+        req = self.req
+        if self.t_begin is None:
+            if self.t_pass5 is not None and now - self.t_pass5 > BEGIN_FALLBACK_S and self.proc.poll() is None:
+                self.problems.append("no begin record from the script: the window was timed from 'Pass 5: starting run.'")
+                self._begin(display)
+                self.begin_fallback = True
+            else:
+                display.update(f"{self.pass_line}  [{_clock(now - t0)}]")
+                return
+        deadline = self.t_begin + req.duration
+        if self.launched is not None or self.t_begin is not None:
+            self.recorder.poll(now)
+        target_gone = (self.launched.poll() is not None) if self.launched is not None else not targets.is_alive(self.recorder.pid)
+        if now < deadline:
+            if target_gone and not self.ended_by:
+                self._signal_stap(signal.SIGINT, "target-exit")
+                display.say(Text(f"the target exited after {now - self.t_begin:.1f} s; stopping stap", style="yellow"))
+            samples = self.raw.samples or 0
+            display.update(f"sampling {self._target_label()}: {deadline - now:4.1f} s left, {samples:,} samples", every=5)
+        else:
+            if self.workload_stopper is not None:
+                self.workload_stopper.stop()
+            display.update(f"stap: printing stacks… ({self.raw.samples or 0:,} samples)")
+        if self.workload_stopper is not None:
+            self.workload_stopper.tick()
+        # watchdog: stap should end by itself at the deadline (its timer) or soon after a signal
+        if self.proc.poll() is None:
+            first_signal = self.signalled[0][0] if self.signalled else None
+            if first_signal is None and now > deadline + req.grace:
+                self.problems.append(f"stap did not end {req.grace:.0f} s after the window; it was sent SIGINT")
+                self._signal_stap(signal.SIGINT, "watchdog")
+            elif first_signal is not None:
+                sigs = [s for _, s in self.signalled]
+                if now > first_signal + KILL_AFTER_S and signal.SIGKILL not in sigs:
+                    self.problems.append("stap did not stop within a minute and was killed; "
+                                         "check `lsmod | grep stap_` for a module left loaded (remove with staprun -d)")
+                    self._signal_stap(signal.SIGKILL, "watchdog")
+                elif now > first_signal + TERM_AFTER_S and signal.SIGTERM not in sigs:
+                    self._signal_stap(signal.SIGTERM, "watchdog")
+
+
+# ----------------------------------------------------------------------------------------------
+# outputs
+
+
+def _finish(req, s: _Session, paths, limits: Limits, pid: int, label: str, exe: str | None, problems: list[str],
+            argv: list[str], msl_why: str, stap_version: str | None) -> ProfileResult:
+    from .collapse import collapse_stap
+    from .folded import write_folded
+    from .rawstacks import read_raw, write_stacks_text
+    from .speedscope import write_speedscope
+    from .summary import top_functions
+    from .svg import render_svg
+    from .symbols import KernelSymbols, Symbolizer
+
+    res = ProfileResult(exit_code=0, output=req.output, ended_by=s.ended_by, stap_status=s.status)
+    with open(paths["raw"], "rb") as f:
+        prof = read_raw(f)  # the file, not memory: it is what the user keeps
+    s.recorder.save(paths["maps"])
+    sym = Symbolizer(s.recorder.mappings(), pid=pid)
+    ksym = KernelSymbols() if req.kernel else None
+    with open(paths["stacks"], "w", encoding="utf-8") as f:
+        st = write_stacks_text(prof, f, sym, ksym, limits.maxstringlen)
+    with open(paths["stacks"], "rb") as f:
+        collapsed = collapse_stap(f)
+    stacks = dict(collapsed.stacks)
+    if st.empty:
+        stacks[("[no stack]",)] = stacks.get(("[no stack]",), 0) + st.empty
+
+    res.stacks = stacks
+    res.stored = sum(stacks.values())
+    res.samples = prof.samples if prof.samples is not None else res.stored
+    res.lost = prof.lost
+    res.unique_stacks = len(prof.stacks)
+    errors, res.skipped = skipped_count(s.stderr_lines)
+    if prof.ended and res.skipped is None:
+        # the module prints "Number of errors: E, skipped probes: S" only when one is non-zero
+        errors, res.skipped = errors or 0, 0
+    if s.t_begin is not None:
+        res.window_s = round(max(0.0, min(s.t_end or time.monotonic(), s.t_begin + req.duration) - s.t_begin), 2)
+
+    # advice: what stap said, then what the numbers say
+    res.advice = advise(s.stderr_lines, limits, kernel=req.kernel)
+    ids = {a.id for a in res.advice}
+    if prof.lost and "maxmapentries" not in ids:
+        res.advice += advise(["Array overflow, check MAXMAPENTRIES"], limits)
+        res.advice[-1].evidence = [f"{prof.lost} samples were not stored: the stacks table was full"]
+    if st.truncated:
+        res.advice.append(Advice("maxstringlen-truncated", f"{st.truncated} stacks were cut at MAXSTRINGLEN={limits.maxstringlen}",
+                                 "their outermost callers are missing; raise --maxstringlen only if the kernel's "
+                                 "CONFIG_FRAME_WARN allows it (pass 4 fails otherwise), or lower --maxbacktrace",
+                                 [f"MAXSTRINGLEN {msl_why}"]))
+    if sym.unresolved_modules:
+        for mod, n in sorted(sym.unresolved_modules.items(), key=lambda kv: -kv[1])[:5]:
+            res.advice.append(Advice("target-symbols", f"{n} addresses in {mod} have no symbol",
+                                     f"install debug symbols for {mod} (find its package with `dpkg -S {mod}` or "
+                                     f"`rpm -qf {mod}`, then install the -dbgsym / -debuginfo package), or build it "
+                                     "without stripping", []))
+    if s.t_begin is not None and res.samples == 0 and prof.ended:
+        res.advice.append(Advice("idle", "no samples: the target did not run on a CPU during the window",
+                                 "profile while it is busy (--while runs a workload during the window)", []))
+
+    ok_run = prof.ended and (s.status == 0 or s.ended_by in ("interrupt", "target-exit", "watchdog"))
+    if not prof.ended:
+        if s.t_begin is None:
+            problems.append("stap ended before sampling started")
+        else:
+            problems.append("stap ended without printing its stacks (see stap.err)")
+    elif s.status not in (0, None) and s.ended_by not in ("interrupt", "target-exit", "watchdog"):
+        problems.append(f"stap exited with status {s.status}")
+    problems += collapsed.problems
+    if s.workload is not None:
+        problems.append(f"--while workload ended with status {s.workload_status} (its output: {paths['while_log'].name})")
+    res.problems = problems
+    res.exit_code = 0 if ok_run else 1
+
+    # --- the user's outputs --------------------------------------------------------------------
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    title = f"stapdoctor profile: {label}"
+    meta = {"command": label, "pid": pid, "duration": f"{res.window_s:g} s", "samples": res.samples,
+            "stap_version": stap_version or "?", "date": now}
+    subtitle = f"{res.samples:,} samples in {res.window_s:g} s" + (" (kernel stacks on top)" if req.kernel else "")
+    with open(paths["folded"], "w", encoding="utf-8") as f:
+        write_folded(stacks, f)
+    with open(paths["svg"], "w", encoding="utf-8") as f:
+        render_svg(stacks, f, title=title, subtitle=subtitle, meta=meta, modules=collapsed.modules)
+    with open(paths["speedscope"], "w", encoding="utf-8") as f:
+        write_speedscope(stacks, f, name=title, modules=collapsed.modules)
+    rows = top_functions(stacks, 20)
+    summary = {
+        "target": {"pid": pid, "label": label, "exe": exe},
+        "duration_requested_s": req.duration, "window_s": res.window_s, "ended_by": res.ended_by,
+        "samples": res.samples, "samples_stored": res.stored, "lost": res.lost, "skipped": res.skipped,
+        "stap_errors": errors, "unique_stacks": res.unique_stacks, "stacks_truncated": st.truncated,
+        "stap_status": s.status, "stap_version": stap_version, "stap_argv": argv,
+        "limits": asdict(limits), "maxstringlen_source": msl_why, "kernel_stacks": req.kernel,
+        "sampling": f"perf cpu-clock at {req.frequency:g} Hz" if req.frequency else "timer.profile (stap's default rate, every CPU)",
+        "while": s.while_argv, "while_status": s.workload_status,
+        "top": [{"function": r.name, "self": r.self, "total": r.total} for r in rows],
+        "advice": [asdict(a) for a in res.advice], "problems": problems, "date": now,
+        "files": {k: v for k, v in FILES.items() if (req.output / v).exists() or k in ("summary", "summary_json")},
+        "exit_code": res.exit_code,
+    }
+    with open(paths["summary"], "w", encoding="utf-8") as f:
+        f.write(_summary_text(summary))
+    with open(paths["summary_json"], "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    res.files = {k: str(req.output / v) for k, v in summary["files"].items()}
+    return res
+
+
+def _summary_text(sm: dict) -> str:
+    lines = [
+        f"target:        {sm['target']['label']}",
+        f"window:        {sm['window_s']:g} s of {sm['duration_requested_s']:g} s requested (ended by {sm['ended_by']})",
+        f"samples:       {sm['samples']:,} ({sm['samples_stored']:,} stored, {sm['lost']:,} lost, "
+        f"{'?' if sm['skipped'] is None else format(sm['skipped'], ',')} probes skipped)",
+        f"unique stacks: {sm['unique_stacks']:,}" + (f" ({sm['stacks_truncated']} cut at MAXSTRINGLEN)" if sm['stacks_truncated'] else ""),
+        f"stap:          {sm['stap_version'] or '?'} exit {sm['stap_status']}",
+        "",
+        f"{'self':>8} {'total':>8}  function",
+    ]
+    for r in sm["top"]:
+        lines.append(f"{r['self']:>8} {r['total']:>8}  {r['function']}")
+    if sm["advice"]:
+        lines += ["", "advice:"]
+        for a in sm["advice"]:
+            lines.append(f"- {a['title']}: {a['fix']}")
+            lines += [f"    stap said: {e}" for e in a["evidence"]]
+    if sm["problems"]:
+        lines += ["", "notes:"] + [f"- {p}" for p in sm["problems"]]
+    return "\n".join(lines) + "\n"
+
+
+def _stap_version(stap: str) -> str | None:
+    """``stap -V``'s first line, shortened to the version (it printed on stderr before 2.7)."""
+    try:
+        r = subprocess.run([stap, "-V"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (r.stdout or "") + (r.stderr or "")
+    import re
+
+    m = re.search(r"\(version ([^\s,)]+)", text)
+    return m.group(1) if m else None
+
+
+def report(res: ProfileResult, console: Console, *, top: int = 10) -> None:
+    """The end-of-run report on the terminal (the files hold everything)."""
+    from .summary import print_top, top_functions
+
+    if res.stacks and top:
+        print_top(top_functions(res.stacks, top), total_samples=res.stored, console=console,
+                  title=f"Top {top} functions by self samples")
+    skipped = "?" if res.skipped is None else f"{res.skipped:,}"
+    console.print(Text(f"{res.samples:,} samples in {res.window_s:g} s ({res.lost:,} lost, {skipped} skipped), "
+                       f"ended by {res.ended_by}"))
+    for a in res.advice:
+        console.print(Text("advice: ", style="bold yellow") + Text(f"{a.title}: {a.fix}"))
+        for e in a.evidence[:2]:
+            console.print(Text(f"        stap said: {e}", style="dim"))
+    for p in res.problems:
+        console.print(Text("note: ", style="yellow") + Text(p))
+    console.print(Text(f"wrote {res.output}/ ({', '.join(sorted(Path(v).name for v in res.files.values()))})"))
+
+
+# ----------------------------------------------------------------------------------------------
+# the command (profiler/cli.py's `profile` maps its options onto this)
+
+
+def _print_gate(console: Console, failing: list, force: bool) -> None:
+    for f in failing:
+        console.print(Text("FAIL ", style="bold red") + Text(f"{f.id}: {f.title}"))
+        if getattr(f, "evidence", None):
+            console.print(Text(f"     {f.evidence}", style="dim"))
+        if getattr(f, "remedy", None):
+            console.print(Text("     fix: ") + Text(str(f.remedy)))
+    ids = ", ".join(f.id for f in failing)
+    if force:
+        console.print(Text("--force: ignoring the failed checks ", style="yellow") + Text(ids))
+
+
+def profile_command(req: ProfileRequest, *, force: bool = False, snapshot: str | None = None, top: int = 10) -> int:
+    """Gate, profile, report; returns the exit code (0 ok, 1 failure / host not ready, 2 usage)."""
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        return _profile_command(req, err, force=force, snapshot=snapshot, top=top)
+    except KeyboardInterrupt:  # Ctrl-C before stap runs (during the host check, say): nothing to save
+        err.print(Text("interrupted", style="yellow"))
+        return 1
+
+
+def _profile_command(req: ProfileRequest, err: Console, *, force: bool, snapshot: str | None, top: int) -> int:
+    from . import gate
+
+    try:
+        _check_request(req)
+    except ProfileError as e:
+        err.print(Text("error: ", style="bold red") + Text(str(e)))
+        return e.code
+    binary = None
+    if req.command:
+        try:
+            binary = targets.resolve_command(req.command[0])
+        except targets.TargetError as e:
+            err.print(Text("error: ", style="bold red") + Text(str(e)))
+            return 2
+    with err.status("checking the host (the probes need uprobes, kernel devel, a stap for this kernel…)"):
+        g = gate.evaluate(kernel_stacks=req.kernel, pid=req.pid, binary=binary, snapshot_path=snapshot)
+    if g.error:
+        if not force:
+            err.print(Text("error: ", style="bold red") + Text(f"{g.error}; use --force to profile without the check"))
+            return 1
+        err.print(Text("--force: ", style="yellow") + Text(f"host not checked ({g.error})"))
+    if g.failing:
+        if not force:
+            err.print(Text("this host is not ready for the profile's probes:", style="bold red"))
+        _print_gate(err, g.failing, force)
+        if not force:
+            err.print(Text("fix the above (or run the playbooks: `stapdoctor check` shows the plan); "
+                           "--force runs anyway"))
+            return 1
+    try:
+        res = run_profile(req, err)
+    except ProfileError as e:
+        err.print(Text("error: ", style="bold red") + Text(str(e)))
+        return e.code
+    if res.exit_code and res.stap_status:
+        tail = [l for l in Path(req.output, FILES["stderr"]).read_text(errors="replace").splitlines() if l.strip()][-12:]
+        if tail:
+            err.print(Text("stap's last messages:", style="bold"))
+            for line in tail:
+                err.print(Text("  " + line, style="dim"))
+    report(res, err, top=top)
+    return res.exit_code
