@@ -216,11 +216,15 @@ def platform_packages(distro_id: str, version_id: str, kernel_release: str, *, a
             out["debuginfo"] = [f"{pkg}-debuginfo-{base}"]
         dnf = facts.get("dnf")
         if out["debuginfo_method"] == "yum-debuginfo":
-            out["debuginfo_command"] = fam["debuginfo_command_yum"].format(**kw)
+            cmd = fam["debuginfo_command_yum"]
         elif dnf == 5:
-            out["debuginfo_command"] = fam["debuginfo_command_dnf5"].format(**kw)
+            cmd = fam["debuginfo_command_dnf5"]
         else:
-            out["debuginfo_command"] = fam["debuginfo_command"].format(**kw)
+            cmd = fam["debuginfo_command"]
+        if variant:  # debuginfo-install kernel-rt-5.14.0-... (the variant's package, without the +rt suffix)
+            cmd = cmd.replace("kernel-core-{R}", "kernel-{R}").replace("kernel-{R}", f"{fam['variant_packages'][variant]}-{{R}}")
+            kw = dict(kw, R=base)
+        out["debuginfo_command"] = cmd.format(**kw)
         out["kernel_variant"] = variant
     return out
 

@@ -79,19 +79,17 @@ def stapdoctor_stap_covers(stap_version: str, kernel_version: str) -> bool | Non
         return None
 
 
-def stapdoctor_upstream_version(proc_version: str, kernel_release: str = "") -> str:
-    """The upstream kernel version from /proc/version ('... Debian 6.1.192-2 ...' -> '6.1.192').
+def stapdoctor_upstream_version(proc_version: str, kernel_release: str = "", version_signature: str = "") -> str:
+    """The upstream kernel version (Debian's 6.1.0-56-amd64 is 6.1.192; Ubuntu's 3.5.0-17-generic is 3.5.5).
 
-    Distro releases such as '6.1.0-56-amd64' hide the real patch level; stap's tested ranges need it.
-    Falls back to the numeric part of the release.
+    stap's tested ranges need it; the doctor's parser decides, from /proc/version_signature (Ubuntu),
+    /proc/version (Debian) or, failing both, the numeric part of the release.
     """
-    text = proc_version or ""
-    for pat in (r"\bDebian (\d+\.\d+\.\d+)", r"\bUbuntu \d+\.\d+\.\d+-\d+\.\d+-\S+ (\d+\.\d+\.\d+)"):
-        m = re.search(pat, text)
-        if m:
-            return m.group(1)
-    m = re.match(r"(\d+\.\d+(?:\.\d+)?)", kernel_release or "")
-    return m.group(1) if m else (kernel_release or "")
+    try:
+        from stapdoctor.doctor.parsers import upstream_kernel_version
+    except ImportError as err:  # pragma: no cover
+        raise AnsibleFilterError(f"stapdoctor is not importable on the controller ({err})") from err
+    return upstream_kernel_version(kernel_release or "", proc_version or None, version_signature or None)[0]
 
 
 def stapdoctor_build_id_from_notes(notes_b64: str) -> str | None:

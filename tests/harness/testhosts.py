@@ -31,6 +31,7 @@ import os
 import secrets
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -51,7 +52,7 @@ SUITE = "bookworm"
 # What every test host has before Ansible touches it: sshd + python3 for Ansible, git/make/gcc because
 # a fresh host of any fleet usually has a toolchain only after the playbook installs it, but the three
 # hosts would otherwise each unpack ~100 MB of compiler; the roles still install them (no-op here).
-BASE_PACKAGES = ("openssh-server", "python3", "git", "make", "gcc", "libc6-dev", "apt-utils")
+BASE_PACKAGES = ("openssh-server", "python3", "python3-apt", "git", "make", "gcc", "libc6-dev", "apt-utils")
 # Bump when _finalize_base changes, so cached bases are rebuilt.
 _BASE_FORMAT = "2"
 
@@ -257,6 +258,13 @@ def _start_host(host: TestHost, base: Path, bridge: str, gateway_prefix: str, pu
     m = host.merged
     (m / "etc/hostname").write_text(host.name + "\n")
     (m / "etc/hosts").write_text(f"127.0.0.1 localhost\n{host.address} {host.name}\n")
+    # Test hosts only: the kernel -dbg package's 5 GB of per-module DWARF would be written three times
+    # and deleted again; dpkg still installs the package (status, vmlinux with DWARF, build-id links).
+    (m / "etc/dpkg/dpkg.cfg.d/stapdoctor-test-excludes").write_text(
+        "path-exclude=/usr/lib/debug/lib/modules/*/kernel/*\n")
+    # A fresh host's package lists are as old as the base: make them look stale, so apt (and Ansible's
+    # apt module with cache_valid_time) updates before installing, as on a host that was never updated.
+    os.utime(m / "var/lib/apt/lists", (0, 0))
     (m / "etc/apt/apt.conf.d/01stapdoctor-proxy").write_text(f'Acquire::http::Proxy "http://{gateway_prefix}.1:3142/";\n')
     auth = m / "root/.ssh/authorized_keys"
     auth.parent.mkdir(mode=0o700, exist_ok=True)
@@ -288,13 +296,11 @@ def _start_host(host: TestHost, base: Path, bridge: str, gateway_prefix: str, pu
 def _stop_host(host: TestHost) -> list[str]:
     problems = []
     if host.proc is not None and host.proc.poll() is None:
-        host.proc.terminate()  # unshare --kill-child then kills the namespace's init, and with it all
-        try:
-            host.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(host.proc.pid, 9)
-            host.proc.wait(timeout=15)
+        # unshare --fork ignores SIGTERM while it waits; SIGKILL it and --kill-child kills the namespace's
+        # init, and with the init every process of the host's PID namespace.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(host.proc.pid, signal.SIGKILL)
+        host.proc.wait(timeout=30)
     if host.mounted:
         for _ in range(20):
             if subprocess.run(["umount", str(host.merged)], capture_output=True).returncode == 0:
@@ -310,6 +316,52 @@ def _stop_host(host: TestHost) -> list[str]:
     return problems
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_stale_runs(run_dir: Path = RUN_DIR) -> list[str]:
+    """Tear down what a killed test session left (its sshd, mounts, netns, bridge, files).
+
+    Only runs whose owner process is gone are touched, so concurrent sessions are safe.
+    """
+    reaped = []
+    if not run_dir.is_dir():
+        return reaped
+    for work in sorted(run_dir.iterdir()):
+        try:
+            owner = json.loads((work / "owner.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if _pid_alive(int(owner.get("pid", 0))):
+            continue
+        for h in owner.get("hosts", []):
+            for pid in h.get("pids", []):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+            _quiet(["umount", "-l", h["merged"]])
+            _quiet(["ip", "netns", "delete", h["netns"]])
+            _quiet(["ip", "link", "delete", h["veth"]])
+        _quiet(["ip", "link", "delete", owner.get("bridge", "")])
+        shutil.rmtree(work, ignore_errors=True)
+        reaped.append(work.name)
+    return reaped
+
+
+def _write_owner(fleet: "Fleet", bridge: str) -> None:
+    (fleet.workdir / "owner.json").write_text(json.dumps({
+        "pid": os.getpid(), "bridge": bridge,
+        "hosts": [{"merged": str(h.merged), "netns": h.netns, "veth": h.veth,
+                   "pids": [h.proc.pid] if h.proc else []} for h in fleet.hosts],
+    }))
+
+
 @contextlib.contextmanager
 def bring_up_hosts(
     n: int = 3,
@@ -323,6 +375,8 @@ def bring_up_hosts(
     if os.geteuid() != 0:
         raise TestHostError("test hosts need root (mounts, network namespaces)")
     t0 = time.monotonic()
+    for name in reap_stale_runs():
+        log.warning("removed test hosts left by a killed session: %s", name)
     base = base or base_root()
     t_base = time.monotonic() - t0
     run_id = secrets.token_hex(3)
@@ -358,9 +412,13 @@ def bring_up_hosts(
         _run(["ip", "link", "set", bridge, "up"])
         fleet.proxy = AptProxy(f"{prefix}.1", apt_cache_dir).__enter__()
         lines = []
+        _write_owner(fleet, bridge)
         for h in hosts:
             (workdir / h.merged.parent.name).mkdir(exist_ok=True)
-            lines.append(_start_host(h, base, bridge, prefix, pubkey))
+            try:
+                lines.append(_start_host(h, base, bridge, prefix, pubkey))
+            finally:
+                _write_owner(fleet, bridge)
         known.write_text("".join(lines))
         ssh_config.write_text("".join(
             f"Host {h.name}\n  HostName {h.address}\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n"

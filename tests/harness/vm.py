@@ -33,7 +33,7 @@ from typing import Iterator, Sequence
 from rich.console import Console
 
 # Bump when the build steps below change in a way the recipe data does not show.
-HARNESS_IMAGE_VERSION = 3
+HARNESS_IMAGE_VERSION = 4
 
 console = Console(stderr=True, highlight=False)
 
@@ -281,6 +281,11 @@ def _build_locked(recipe: Recipe, final: Path) -> Image:
     # The machines' mirror can serve a Release file older than its Valid-Until (seen with unstable):
     # the content is still what the suite holds, so do not let apt refuse it.
     _write(root / "etc/apt/apt.conf.d/90stapdoctor-vm", 'Acquire::Check-Valid-Until "false";\n')
+    # Debian unstable builds its initrd with dracut, which in a chroot would size it for the build
+    # host ("hostonly") and leave out the VM's virtio disk: make it generic, with the virtio drivers.
+    # (initramfs-tools, Debian 12's default, includes them anyway with MODULES=most.)
+    _write(root / "etc/dracut.conf.d/90-stapdoctor-vm.conf",
+           'hostonly="no"\nadd_drivers+=" virtio_blk virtio_pci virtio_net ext4 "\n')
     # No daemons may start inside the build chroot (sshd, nginx would run on the host).
     _write(root / "usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", 0o755)
     chroot = ["chroot", str(root)]
@@ -288,7 +293,7 @@ def _build_locked(recipe: Recipe, final: Path) -> Image:
         with steps.step(f"apt-get install {len(recipe.packages)} packages"):
             steps.run([*chroot, "apt-get", "update", "-q"], env=CHROOT_ENV)
             steps.run([*chroot, "apt-get", "install", "-y", "-q", "--no-install-recommends",
-                       *recipe.packages], env=CHROOT_ENV)
+                       "-o", "Dpkg::Options::=--force-unsafe-io", *recipe.packages], env=CHROOT_ENV)
         vmlinuz = sorted((root / "boot").glob("vmlinuz-*"))
         if not vmlinuz:
             raise VMError(f"image {recipe.name}: no kernel in {root}/boot after installing packages")
@@ -408,7 +413,9 @@ class VM:
             "-display", "none", "-monitor", "none", "-serial", f"file:{self.serial_log}",
             "-kernel", str(self.image.kernel), "-initrd", str(self.image.initrd),
             "-append", append.strip(), "-no-reboot",
-            "-drive", f"file={overlay},if=virtio,format=qcow2",
+            # cache=unsafe: the overlay is thrown away after the boot, so the guest's fsyncs (dpkg
+            # does one per file) need not reach the host's disk.
+            "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
             "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:22",
             "-device", "virtio-net-pci,netdev=n0",
         ]
@@ -494,8 +501,24 @@ class VM:
         return p
 
     def copy_in(self, local: Path | str, remote: str, *, timeout: float = 300) -> None:
-        """Copy a file or directory into the VM (remote: the destination path)."""
-        self._scp([str(local)], f"root@127.0.0.1:{remote}", timeout)
+        """Copy a file or directory into the VM (remote: the destination path, or an existing
+        directory to copy into). Directories go as one tar stream: scp's per-file round trips are
+        slow under TCG."""
+        local = Path(local)
+        if not local.is_dir():
+            self._scp([str(local)], f"root@127.0.0.1:{remote}", timeout)
+            return
+        target = remote.rstrip("/") + "/" + local.name if remote.endswith("/") else remote
+        tar = subprocess.Popen(["tar", "-C", str(local), "-cf", "-", "."], stdout=subprocess.PIPE)
+        try:
+            p = subprocess.run(self.ssh_argv(shlex.join(["sh", "-c", 'mkdir -p "$1" && tar -C "$1" -xf -',
+                                                         "sh", target])),
+                               stdin=tar.stdout, capture_output=True, text=True, timeout=timeout)
+        finally:
+            tar.stdout.close()
+            tar.wait()
+        if p.returncode != 0 or tar.returncode != 0:
+            raise VMError(f"copying {local} → {remote} failed: {p.stderr.strip()}")
 
     def copy_out(self, remote: str, local: Path | str, *, timeout: float = 300) -> None:
         self._scp([f"root@127.0.0.1:{remote}"], str(local), timeout)
@@ -544,6 +567,7 @@ def devel_root(image: Image, extra_packages: Sequence[str] = ()) -> Iterator[Pat
                 with steps.step("install " + " ".join(names)):
                     _write(merged / "usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", 0o755)
                     steps.run(["chroot", str(merged), "apt-get", "install", "-y", "-q",
+                               "-o", "Dpkg::Options::=--force-unsafe-io",
                                "--no-install-recommends", *names], env=CHROOT_ENV)
                     (merged / "usr/sbin/policy-rc.d").unlink()
                 marker.write_text(json.dumps(names))

@@ -1,18 +1,20 @@
 """Putting stapdoctor into a test VM, and keeping what a VM run produced.
 
 The VMs have no network: stapdoctor from the working tree and its runtime dependencies (all pure
-Python, so one set serves any image's Python) are unpacked on the host into a PYTHONPATH tree and
-copied in, with a `stapdoctor` launcher on PATH.
+Python wheels, so one set serves any image's Python) are laid out on the host as a PYTHONPATH tree
+and copied in, with a `stapdoctor` launcher on PATH.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import shutil
 import subprocess
 import sys
-import zipfile
+import tomllib
 from pathlib import Path
 
-from stapdoctor.testing.vm import VM, cache_root
+from stapdoctor.testing.vm import VM
 
 # What `stapdoctor check`/`profile` import on a target; ansible-core runs on the controller only.
 VM_RUNTIME_DEPS = ("typer", "rich", "packaging", "distro", "pyelftools")
@@ -27,22 +29,45 @@ def record_time(what: str, seconds: float | None) -> None:
         TIMES[what] = round(seconds, 1)
 
 
-def build_pythonpath_tree(source: Path, wheels: Path, lib: Path) -> Path:
-    """Wheel the stapdoctor tree at `source` (no deps) plus the cached runtime deps, unpack into lib."""
-    pip = [sys.executable, "-m", "pip", "-q", "wheel"]
-    subprocess.run([*pip, "-w", str(wheels), "--no-deps", "--no-build-isolation", str(source)],
-                   check=True, capture_output=True)
-    deps = cache_root() / "wheelhouse"
-    deps.mkdir(parents=True, exist_ok=True)
-    if not any(deps.glob("typer-*.whl")):
-        subprocess.run([*pip, "-w", str(deps), *VM_RUNTIME_DEPS], check=True)
+def build_pythonpath_tree(source: Path, lib: Path) -> Path:
+    """stapdoctor's packages from the tree at `source` (laid out as pyproject's package-dir maps
+    them, no build step) plus its runtime deps as installed in this venv (pure Python)."""
     lib.mkdir(parents=True, exist_ok=True)
-    for whl in [*wheels.glob("stapdoctor-*.whl"), *deps.glob("*.whl")]:
-        if not whl.name.endswith("-none-any.whl"):
-            raise RuntimeError(f"{whl.name} is not pure Python: the VM's Python may differ")
-        with zipfile.ZipFile(whl) as z:
-            z.extractall(lib)
+    conf = tomllib.loads((source / "pyproject.toml").read_text())
+    for package, rel in conf["tool"]["setuptools"]["package-dir"].items():
+        shutil.copytree(source / rel, lib / package.replace(".", "/"), dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for dist in _closure(VM_RUNTIME_DEPS):
+        for f in dist.files or ():
+            src = Path(dist.locate_file(f))
+            if f.parts[0] == ".." or not src.is_file() or "__pycache__" in f.parts:
+                continue  # console scripts in bin/, bytecode
+            if src.suffix in (".so", ".pyd"):
+                raise RuntimeError(f"{dist.metadata['Name']} has compiled code ({f}): the VM's Python may differ")
+            dest = lib / f
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
     return lib
+
+
+def _closure(names) -> list[importlib.metadata.Distribution]:
+    """The installed distributions `names` need (this interpreter's versions, markers evaluated)."""
+    from packaging.requirements import Requirement
+
+    seen: dict[str, importlib.metadata.Distribution] = {}
+    todo = list(names)
+    while todo:
+        req = Requirement(todo.pop())
+        key = req.name.lower().replace("_", "-")
+        if key in seen:
+            continue
+        dist = importlib.metadata.distribution(req.name)
+        seen[key] = dist
+        for r in dist.requires or ():
+            rr = Requirement(r)
+            if rr.marker is None or rr.marker.evaluate({"extra": ""}):
+                todo.append(r)
+    return list(seen.values())
 
 
 LAUNCHER = ("#!/bin/sh\n"
@@ -53,10 +78,11 @@ LAUNCHER = ("#!/bin/sh\n"
 
 def install_stapdoctor(vm: VM, lib: Path) -> None:
     """Copy the unpacked tree into the VM and put a `stapdoctor` launcher on PATH."""
-    vm.run("rm -rf /opt/stapdoctor && mkdir -p /opt/stapdoctor")
-    vm.copy_in(lib, "/opt/stapdoctor/")
-    vm.run(["mv", f"/opt/stapdoctor/{lib.name}", VM_PYTHONPATH])
+    vm.run("rm -rf /opt/stapdoctor && mkdir -p /opt/stapdoctor/.incoming")
+    vm.copy_in(lib, "/opt/stapdoctor/.incoming/")
+    vm.run(["mv", f"/opt/stapdoctor/.incoming/{lib.name}", VM_PYTHONPATH])
     vm.run("cat > /usr/local/bin/stapdoctor && chmod 755 /usr/local/bin/stapdoctor", input=LAUNCHER)
+    vm.run(["stapdoctor", "--help"], timeout=300)
 
 
 def save(vm: VM, name: str, proc: subprocess.CompletedProcess) -> None:

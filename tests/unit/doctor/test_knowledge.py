@@ -67,6 +67,9 @@ def test_fedora_41_and_variants():
     assert p["debuginfo_command"].startswith("dnf debuginfo-install")
     d = k.platform_packages("fedora", "41", "6.11.8-300.fc41.x86_64+debug")
     assert d["kernel_variant"] == "debug" and d["headers"] == ["kernel-debug-devel-6.11.8-300.fc41.x86_64"]
+    rt = k.platform_packages("rhel", "9.4", "5.14.0-427.13.1.el9_4.x86_64+rt")
+    assert rt["debuginfo"] == ["kernel-rt-debuginfo-5.14.0-427.13.1.el9_4.x86_64"]
+    assert rt["debuginfo_command"] == "dnf debuginfo-install -y kernel-rt-5.14.0-427.13.1.el9_4.x86_64"
 
 
 def test_rhel():

@@ -1,0 +1,123 @@
+"""site.yml / check.yml on three real Debian 12 hosts over SSH (network namespaces, see stapdoctor.testing).
+
+Order matters: converge, converge again (nothing changes), a failing build (nothing breaks), the
+testinfra suite, the fleet table. Timings land in the session's timings.json and the test output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from stapdoctor.testing.ansiblerun import REPO, VENV_BIN, recap
+
+pytestmark = pytest.mark.ansible
+
+DBG = "linux-image-{R}-dbg"
+
+
+def _timed(env, key, *args, **kw):
+    t0 = time.monotonic()
+    p = env.playbook(*args, **kw)
+    env.timings[key] = round(time.monotonic() - t0, 1)
+    return p
+
+
+def test_site_converges(ansible_env):
+    env = ansible_env
+    p = _timed(env, "converge", "site.yml")
+    assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-2000:]
+    rc = recap(p.stdout)
+    assert set(rc) == {h.name for h in env.fleet.hosts}
+    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in rc.values()), rc
+    R = env.kernel_release
+    h1, h2, h3 = env.fleet.hosts
+    for h in env.fleet.hosts:
+        q = env.fleet.ssh(h, "dpkg-query", "-W", "-f", "${Status}\n", f"linux-headers-{R}", DBG.format(R=R))
+        assert q.stdout.split("\n")[:2] == ["install ok installed"] * 2, q.stdout
+        assert env.fleet.ssh(h, "test", "-s", f"/usr/lib/debug/boot/vmlinux-{R}").returncode == 0
+        assert {"stapusr", "stapdev"} <= set(env.fleet.ssh(h, "id", "-nG", "alice").stdout.split())
+    # build method: built once on host1, copied to host2, switched on both
+    for h in (h1, h2):
+        v = env.fleet.ssh(h, "stap", "-V")
+        assert "version 5.4/" in v.stderr and "tested kernel versions:" in v.stderr, v.stderr
+        assert env.fleet.ssh(h, "readlink", "/opt/systemtap/current").stdout.strip() == "5.4"
+    assert env.fleet.ssh(h1, "test", "-d", "/usr/local/src/systemtap/5.4/.git").returncode == 0
+    assert env.fleet.ssh(h2, "test", "-e", "/usr/local/src/systemtap", check=False).returncode != 0, "host2 built too"
+    # package method on host3: Debian's own systemtap
+    q = env.fleet.ssh(h3, "dpkg-query", "-W", "-f", "${Status}", "systemtap")
+    assert q.stdout == "install ok installed"
+    assert env.fleet.ssh(h3, "test", "-e", "/opt/systemtap/current", check=False).returncode != 0
+    # one download of the big -dbg package for all hosts (shared caching proxy)
+    dbg = [path for path in env.fleet.proxy.stats.downloaded if DBG.format(R=R) in path]
+    assert sum(env.fleet.proxy.stats.downloaded[path] for path in dbg) <= 1
+
+
+def test_second_run_changes_nothing(ansible_env):
+    p = _timed(ansible_env, "second_run", "site.yml")
+    assert p.returncode == 0, p.stdout[-6000:]
+    rc = recap(p.stdout)
+    assert rc and all(r["changed"] == 0 for r in rc.values()), rc
+
+
+def test_check_mode_on_converged_hosts_changes_nothing(ansible_env):
+    p = _timed(ansible_env, "check_mode", "site.yml", "--check")
+    assert p.returncode == 0, p.stdout[-6000:]
+    rc = recap(p.stdout)
+    assert rc and all(r["changed"] == 0 and r["failed"] == 0 for r in rc.values()), rc
+
+
+def test_failed_build_keeps_the_working_stap(ansible_env):
+    env = ansible_env
+    h1, h2, _ = env.fleet.hosts
+    p = _timed(env, "failed_build", "site.yml", "--tags", "systemtap", "-l", f"{h1.name},{h2.name}",
+               "-e", "systemtap_ref=release-5.5")
+    assert p.returncode != 0
+    assert "simulated failure halfway" in p.stdout
+    assert "The stap in use was not replaced" in p.stdout
+    for h in (h1, h2):
+        assert "version 5.4/" in env.fleet.ssh(h, "stap", "-V").stderr
+        assert env.fleet.ssh(h, "test", "-e", "/opt/systemtap/5.5", check=False).returncode != 0
+        assert env.fleet.ssh(h, "readlink", "/opt/systemtap/current").stdout.strip() == "5.4"
+
+
+def test_testinfra_suite_passes(ansible_env):
+    env = ansible_env
+    t0 = time.monotonic()
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO / "tests/infra"),
+         "--hosts=ansible://stap_hosts", f"--ansible-inventory={env.inventory}"],
+        text=True, capture_output=True, cwd=REPO, timeout=600,
+        env=dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}"))
+    env.timings["testinfra"] = round(time.monotonic() - t0, 1)
+    assert p.returncode == 0, p.stdout[-5000:] + p.stderr[-2000:]
+    assert " passed" in p.stdout and "failed" not in p.stdout
+
+
+def test_check_playbook_feeds_the_fleet_table(ansible_env):
+    from rich.console import Console
+
+    from stapdoctor.doctor import fleet
+
+    env = ansible_env
+    dest = env.workdir / "snapshots"
+    p = _timed(env, "check", "check.yml", "-e", f"doctor_collect_dest={dest}")
+    assert p.returncode == 0, p.stdout[-4000:]
+    reports = fleet.collect_reports(dest)
+    assert set(reports) == {h.name for h in env.fleet.hosts}
+    for host, rep in reports.items():
+        by = {f["id"]: f["status"] for f in rep["findings"]}
+        assert rep["kernel_release"] == env.kernel_release, host
+        assert by["devel.build"] == "pass", (host, rep["findings"])
+        assert by["stap.installed"] == "pass", host
+        assert by["access.user"] == "pass", host
+    console = Console(record=True, width=400)
+    fleet.print_table(console, reports, {})
+    text = console.export_text()
+    for h in env.fleet.hosts:
+        assert h.name in text
+    (env.workdir / "fleet-table.txt").write_text(text)
