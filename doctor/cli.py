@@ -25,7 +25,7 @@ def _err(msg: str, code: int = EXIT_USAGE) -> "typer.Exit":
 
 
 def _snapshot(root: Optional[Path], snapshot: Optional[Path], pid: Optional[int], binary: Optional[Path],
-              deep: bool = False, quiet: bool = False):
+              deep: bool = False, quiet: bool = False, deep_timeout: float = 1800.0):
     from .snapshot import SnapshotError, collect, load
     if root is not None and snapshot is not None:
         raise _err("--root and --snapshot are alternatives: give one")
@@ -41,11 +41,11 @@ def _snapshot(root: Optional[Path], snapshot: Optional[Path], pid: Optional[int]
     if deep:
         if root is not None:
             raise _err("--deep compiles a probe on this host; it cannot be used with --root")
-        _run_deep(snap, quiet)
+        _run_deep(snap, quiet, deep_timeout)
     return snap
 
 
-def _run_deep(snap, quiet: bool) -> None:
+def _run_deep(snap, quiet: bool, timeout: float) -> None:
     from rich.console import Console
 
     from .deep import run_deep
@@ -54,10 +54,10 @@ def _run_deep(snap, quiet: bool) -> None:
         return
     console = Console(stderr=True)
     if quiet or not console.is_terminal:
-        snap.commands["stap-deep"] = run_deep(stap)
+        snap.commands["stap-deep"] = run_deep(stap, timeout)
         return
     with console.status("stap --deep: pass 1: parsing (compiling a module takes minutes)") as st:
-        snap.commands["stap-deep"] = run_deep(stap, status=lambda s: st.update(f"stap --deep: {s}"))
+        snap.commands["stap-deep"] = run_deep(stap, timeout, status=lambda s: st.update(f"stap --deep: {s}"))
 
 
 RootOpt = typer.Option(None, "--root", help="Check a sysroot (image, chroot, collected tree) instead of this host.",
@@ -67,6 +67,8 @@ SnapOpt = typer.Option(None, "--snapshot", help="Check a saved snapshot (from 's
 PidOpt = typer.Option(None, "--pid", help="Also check that this process's executable and libraries have "
                       "symbols and unwind data.", min=1)
 BinOpt = typer.Option(None, "--binary", help="Also check this executable and the libraries it needs.")
+DeepTimeoutOpt = typer.Option(1800.0, "--deep-timeout", min=1, help="Seconds before --deep gives up on stap "
+                              "(a compile under emulation can take 15 minutes).")
 
 
 @app.command()
@@ -78,6 +80,7 @@ def check(
     pid: Optional[int] = PidOpt,
     binary: Optional[Path] = BinOpt,
     host: Optional[str] = typer.Option(None, "--host", help="Host name to put in the playbook remedies (-l HOST)."),
+    deep_timeout: float = DeepTimeoutOpt,
 ) -> None:
     """Say whether SystemTap user-space profiling works here: one line per check, and the fix for each failure.
 
@@ -86,7 +89,7 @@ def check(
     from . import checks, report
     from .checks.context import Context
 
-    snap = _snapshot(root, snapshot, pid, binary, deep=deep, quiet=json_out)
+    snap = _snapshot(root, snapshot, pid, binary, deep=deep, quiet=json_out, deep_timeout=deep_timeout)
     findings = checks.run_checks(snap, host_label=host)
     ready = checks.is_ready(findings)
     ctx = Context(snap, host_label=host)
@@ -106,9 +109,10 @@ def snapshot_cmd(
     pid: Optional[int] = PidOpt,
     binary: Optional[Path] = BinOpt,
     deep: bool = typer.Option(False, "--deep", help="Include a real compile-and-run of a hello probe."),
+    deep_timeout: float = DeepTimeoutOpt,
 ) -> None:
     """Save what the checks read about this host (or a sysroot) as JSON, for bug reports and fleets."""
-    snap = _snapshot(root, None, pid, binary, deep=deep)
+    snap = _snapshot(root, None, pid, binary, deep=deep, deep_timeout=deep_timeout)
     text = snap.to_json()
     if str(output) == "-":
         sys.stdout.write(text + "\n")

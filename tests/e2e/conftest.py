@@ -45,8 +45,7 @@ def require_root():
 @pytest.fixture(scope="session")
 def stapdoctor_lib(tmp_path_factory, require_root) -> Path:
     t0 = time.monotonic()
-    lib = build_pythonpath_tree(REPO, tmp_path_factory.mktemp("wheels"),
-                                tmp_path_factory.mktemp("vmlib") / "lib")
+    lib = build_pythonpath_tree(REPO, tmp_path_factory.mktemp("vmlib") / "lib")
     record_time("stapdoctor PYTHONPATH tree for the VMs", time.monotonic() - t0)
     return lib
 
@@ -81,9 +80,24 @@ def boot(request, image: vmh.Image, name: str, lib: Path):
         record_time(f"{name}: install stapdoctor in the VM", time.monotonic() - t0)
         yield machine
     finally:
+        failed = request.module.__dict__.get("_e2e_failed")
+        if failed:
+            _collect_outputs(machine, logs)
         machine.stop()
-        if not request.module.__dict__.get("_e2e_failed"):
+        if not failed:
             shutil.rmtree(logs, ignore_errors=True)
+
+
+def _collect_outputs(machine: vmh.VM, logs: Path) -> None:
+    """Best effort: the profiler's output directories (stap.out, stap.err, …) and the journal."""
+    try:
+        dirs = machine.run("ls -d /root/prof-* 2>/dev/null", check=False, timeout=60).stdout.split()
+        for d in dirs:
+            machine.copy_out(d, logs, timeout=300)
+        j = machine.run("journalctl -b --no-pager | tail -n 2000", check=False, timeout=120)
+        (logs / "journal.txt").write_text(j.stdout)
+    except Exception as e:  # the VM may be what failed
+        (logs / "collect-error.txt").write_text(f"{type(e).__name__}: {e}\n")
 
 
 @pytest.fixture(scope="module")

@@ -63,7 +63,7 @@ def test_check_predicts_stap_range(vm):
 
 def test_check_deep_fails_with_compiler_lines(vm):
     t0 = time.monotonic()
-    p = vm.run("stapdoctor check --deep", check=False, timeout=900)
+    p = vm.run("stapdoctor check --deep", check=False, timeout=2400)
     record_time("bookworm: stapdoctor check --deep (stap pass 4 in VM)", time.monotonic() - t0)
     save(vm, "check-deep", p)
     assert p.returncode == 1, p.stdout + p.stderr
