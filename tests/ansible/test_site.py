@@ -121,3 +121,16 @@ def test_check_playbook_feeds_the_fleet_table(ansible_env):
     for h in env.fleet.hosts:
         assert h.name in text
     (env.workdir / "fleet-table.txt").write_text(text)
+
+
+def test_switching_a_host_from_build_to_package(ansible_env):
+    """Last: it changes host2. The built stap's links must go, or they would shadow the package's stap."""
+    env = ansible_env
+    _, h2, _ = env.fleet.hosts
+    assert env.fleet.ssh(h2, "test", "-L", "/usr/local/bin/stap").returncode == 0
+    p = _timed(env, "switch_to_package", "site.yml", "--tags", "systemtap", "-l", h2.name,
+               "-e", "systemtap_install=package")
+    assert p.returncode == 0, p.stdout[-6000:]
+    assert env.fleet.ssh(h2, "test", "-e", "/usr/local/bin/stap", check=False).returncode != 0
+    v = env.fleet.ssh(h2, "sh", "-c", "command -v stap && stap -V 2>&1")
+    assert v.stdout.startswith("/usr/bin/stap") and "Debian version" in v.stdout, v.stdout
