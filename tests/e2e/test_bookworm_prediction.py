@@ -8,14 +8,13 @@ Expectations come from what the image holds (its kernel, its stap -V), not from 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
 import pytest
 
 from stapdoctor.doctor import knowledge
-from stapdoctor.testing.vmtools import record_time, save
+from stapdoctor.testing.vmtools import findings_by_id as _findings, record_time, save
 
 pytestmark = pytest.mark.e2e
 
@@ -23,12 +22,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def vm(bookworm_vm):
     return bookworm_vm
-
-
-def _findings(out: str) -> dict[str, dict]:
-    data = json.loads(out)
-    items = data["findings"] if isinstance(data, dict) else data
-    return {f["id"]: f for f in items}
 
 
 def _text(f: dict) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from stapdoctor.testing.vmtools import record_time, save
+from stapdoctor.testing.vmtools import findings_by_id as _findings, record_time, save
 
 pytestmark = pytest.mark.e2e
 
@@ -36,12 +36,6 @@ EXPECTED_WARNINGS: dict[str, str] = {}
 @pytest.fixture(scope="module")
 def vm(unstable_vm):
     return unstable_vm
-
-
-def _findings(out: str) -> dict[str, dict]:
-    data = json.loads(out)
-    items = data["findings"] if isinstance(data, dict) else data
-    return {f["id"]: f for f in items}
 
 
 def test_playbooks_provision_running_kernel(vm, tmp_path):

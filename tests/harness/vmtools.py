@@ -89,3 +89,9 @@ def save(vm: VM, name: str, proc: subprocess.CompletedProcess) -> None:
     """Keep a command's output next to the VM's serial log (a CI artefact when the test fails)."""
     (vm.log_dir / f"{name}.stdout").write_text(proc.stdout or "")
     (vm.log_dir / f"{name}.stderr").write_text(proc.stderr or "")
+
+
+def findings_by_id(check_json: str) -> dict[str, dict]:
+    """`stapdoctor check --json` output (run in a VM or host) as check id -> finding."""
+    import json
+    return {f["id"]: f for f in json.loads(check_json)["findings"]}
