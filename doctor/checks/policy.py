@@ -40,6 +40,9 @@ def sig_enforce(ctx) -> Finding:
     fact = snap.fact("/sys/module/module/parameters/sig_enforce")
     if ctx.config and ctx.opt("CONFIG_MODULE_SIG_FORCE") == "y":
         return Finding("", title, "fail", "CONFIG_MODULE_SIG_FORCE=y: unsigned modules are refused", SIGN_FIX)
+    if fact.get("status") == "unreadable":
+        return Finding("", title, "warn", "/sys/module/module/parameters/sig_enforce unreadable (not root?)",
+                       "run stapdoctor check as root")
     if fact.get("status") != "ok":
         return Finding("", title, "pass", "no sig_enforce parameter (module signing not built in)")
     val = fact.get("text", "").strip()

@@ -139,6 +139,7 @@ def test_unreadable_files_when_not_root(host_root):
             os.chmod(dirpath, 0o755)
         os.chmod(os.path.join(root, "sys/kernel/security/lockdown"), 0o600)
         os.chmod(os.path.join(root, "sys/kernel/notes"), 0o600)
+        os.chmod(os.path.join(root, "sys/module/module/parameters/sig_enforce"), 0o600)
         r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
                             "stapdoctor.doctor", "check", "--root", root, "--json"],
                            capture_output=True, text=True, env=dict(os.environ, HOME="/tmp"), cwd="/")
@@ -148,6 +149,7 @@ def test_unreadable_files_when_not_root(host_root):
     got = {f["id"]: f for f in json.loads(r.stdout)["findings"]}
     assert got["policy.lockdown"]["status"] == "warn" and "unreadable" in got["policy.lockdown"]["evidence"]
     assert got["debuginfo.vmlinux"]["status"] == "warn" and "unknown" in got["debuginfo.vmlinux"]["evidence"]
+    assert got["policy.sig_enforce"]["status"] == "warn" and "unreadable" in got["policy.sig_enforce"]["evidence"]
 
 
 def test_garbage_elf_in_debug_path(host_root, tmp_path):
