@@ -240,18 +240,40 @@ def kernel_variant(kernel_release: str) -> str | None:
 
 
 # ---------------------------------------------------------------- profiler needs
-# The checks `stapdoctor profile` needs to pass before it compiles a module.
-_GATE = ("kernel.uprobes", "kernel.modules", "kernel.module_unload", "kernel.relay", "devel.build",
-         "devel.uts", "stap.installed", "stap.kernel_range", "policy.lockdown", "policy.sig_enforce",
-         "access.user", "access.staprun", "transport")
+# The checks `stapdoctor profile` needs to pass to load and run a module...
+_GATE_LOAD = ("kernel.uprobes", "kernel.modules", "kernel.module_unload", "kernel.relay", "policy.lockdown",
+              "policy.sig_enforce", "access.user", "access.staprun", "transport")
+# ...and, when it compiles the module on the host itself, the ones compiling needs.
+_GATE_COMPILE = ("devel.build", "devel.uts", "stap.installed", "stap.kernel_range")
 
 
-def gate_checks(kernel_stacks: bool) -> set[str]:
-    """Check ids the profiler needs; kernel debuginfo and kprobes only for kernel stacks."""
-    need = set(_GATE)
+def gate_checks(kernel_stacks: bool, compile: bool = True) -> set[str]:
+    """Check ids the profiler needs. compile=False is a module compiled elsewhere (`profile --module`):
+    no headers, stap or kernel debuginfo needed on the host, only what loading and running it takes."""
+    need = set(_GATE_LOAD)
+    if compile:
+        need |= set(_GATE_COMPILE)
     if kernel_stacks:
-        need |= {"debuginfo.vmlinux", "kernel.kprobes"}
+        need.add("kernel.kprobes")
+        if compile:  # kernel unwind data goes into the module at compile time
+            need.add("debuginfo.vmlinux")
     return need
+
+
+def headers_hint(kernel_release: str, distro_id: str = "", version_id: str = "") -> str:
+    """What to install to compile for a kernel release: this distribution's package when it is known,
+    else each family's (a build box compiling for another release may not be the target's distribution)."""
+    try:
+        pk = platform_packages(distro_id, version_id, kernel_release)
+    except LookupError:
+        pk = None
+    if pk:
+        tool = "apt-get install" if pk["family"] in ("debian", "ubuntu") else "dnf install"
+        return f"install the kernel headers for {kernel_release}: {tool} {' '.join(pk['headers'])}"
+    fams = _distros()["family"]
+    deb = " ".join(_fill(fams["debian"]["headers"], R=kernel_release))
+    rh = " ".join(_fill(fams["redhat"]["headers"], R=kernel_release))
+    return f"install the kernel headers for {kernel_release} (Debian/Ubuntu: {deb}; Fedora/RHEL: {rh})"
 
 
 # stap's runtime keeps MAXSTRINGLEN-sized buffers on the kernel stack in generated functions: 4096

@@ -215,7 +215,8 @@ def flamegraph(
 def profile(
     command: Optional[list[str]] = typer.Argument(
         None, metavar="[-- COMMAND [ARGS]...]",
-        help="launch COMMAND and profile it (put it after --); it is stopped when the window ends"),
+        help="launch COMMAND and profile it (put it after --); it is stopped when the window ends. "
+             "With --compile-only: compile for COMMAND's executable, without launching it"),
     pid: Optional[int] = typer.Option(None, "--pid", "-p", help="profile this running process"),
     duration: float = typer.Option(10.0, "--duration", help="sampling window in seconds"),
     output: Optional[Path] = typer.Option(
@@ -226,34 +227,58 @@ def profile(
              "one: no pipes, redirections or variables)"),
     kernel: bool = typer.Option(False, "--kernel", help="add kernel stacks on top of the user stacks"),
     force: bool = typer.Option(False, "--force", help="run even if the host fails checks the probes need"),
-    stap: str = typer.Option("stap", "--stap", help="the stap to run", metavar="PATH"),
-    maxmapentries: int = typer.Option(10240, "--maxmapentries", help="-D MAXMAPENTRIES: unique stacks kept"),
-    maxaction: int = typer.Option(20000, "--maxaction", help="-D MAXACTION"),
-    maxbacktrace: int = typer.Option(100, "--maxbacktrace", help="-D MAXBACKTRACE: frames per stack"),
+    stap: Optional[str] = typer.Option(None, "--stap", help="the stap to run (default: stap on PATH)", metavar="PATH"),
+    maxmapentries: Optional[int] = typer.Option(
+        None, "--maxmapentries", help="-D MAXMAPENTRIES: unique stacks kept (default: 10240)"),
+    maxaction: Optional[int] = typer.Option(None, "--maxaction", help="-D MAXACTION (default: 20000)"),
+    maxbacktrace: Optional[int] = typer.Option(
+        None, "--maxbacktrace", help="-D MAXBACKTRACE: frames per stack (default: 100)"),
     maxstringlen: Optional[int] = typer.Option(
         None, "--maxstringlen", help="-D MAXSTRINGLEN (default: the largest the kernel's CONFIG_FRAME_WARN allows)"),
     maxskipped: Optional[int] = typer.Option(None, "--maxskipped", help="-D MAXSKIPPED (stap's default: 100)"),
     no_overload: bool = typer.Option(False, "--no-overload", help="-D STP_NO_OVERLOAD: do not stop on probe overhead"),
-    buffer_size: Optional[int] = typer.Option(None, "--buffer-size", "-s", help="stap -s: buffer size in MB"),
+    buffer_size: Optional[int] = typer.Option(
+        None, "--buffer-size", "-s", help="stap -s (staprun -b with --module): buffer size in MB"),
     frequency: Optional[float] = typer.Option(
         None, "--frequency", metavar="HZ",
         help="sample at HZ with a perf cpu-clock event (default: timer.profile, 1000 Hz in stap 4.x+)"),
     top: int = typer.Option(10, "--top", min=0, help="print the top-N functions (0: none)"),
+    compile_only: Optional[Path] = typer.Option(
+        None, "--compile-only", metavar="FILE.ko",
+        help="only compile: write the module to FILE.ko (and what it holds to FILE.ko.json), to run later "
+             "with --module, e.g. on a host without headers or a compiler. Target: --exe, --pid or -- COMMAND"),
+    kernel_release: Optional[str] = typer.Option(
+        None, "--kernel-release", "-r", metavar="KREL",
+        help="with --compile-only: the kernel release to compile for (default: the running kernel; needs "
+             "/lib/modules/KREL/build)"),
+    exe: Optional[list[str]] = typer.Option(
+        None, "--exe", metavar="PATH",
+        help="with --compile-only: an executable whose stacks will be unwound (repeatable; --ldd adds its "
+             "libraries)"),
+    module: Optional[Path] = typer.Option(
+        None, "--module", metavar="FILE.ko",
+        help="run this module (from --compile-only) with staprun instead of compiling one"),
+    staprun: Optional[str] = typer.Option(
+        None, "--staprun", metavar="PATH", help="with --module: the staprun to run (default: staprun on PATH)"),
     snapshot: Optional[Path] = typer.Option(None, "--host-snapshot", hidden=True,
                                             help="decide readiness from a saved host snapshot (tests)"),
 ) -> None:
-    """Sample a process's user-space stacks with SystemTap; write stacks, flame graph, speedscope and summary."""
+    """Sample a process's user-space stacks with SystemTap; write stacks, flame graph, speedscope and summary.
+
+    Compile on one machine, run on another: --compile-only FILE.ko -r KREL there, --module FILE.ko here.
+    """
     import datetime
 
     from .runner import ProfileRequest, profile_command
 
-    if output is None:
+    if output is None and compile_only is None:
         output = Path(datetime.datetime.now().strftime("stapdoctor-profile-%Y%m%d-%H%M%S"))
     req = ProfileRequest(
         output=output, duration=duration, pid=pid, command=list(command) if command else None,
         while_cmd=while_, kernel=kernel, stap=stap, maxmapentries=maxmapentries, maxaction=maxaction,
         maxbacktrace=maxbacktrace, maxstringlen=maxstringlen, maxskipped=maxskipped, no_overload=no_overload,
-        buffer_size=buffer_size, frequency=frequency)
+        buffer_size=buffer_size, frequency=frequency, compile_only=compile_only, kernel_release=kernel_release,
+        exe=list(exe) if exe else None, module=module, staprun=staprun)
     code = profile_command(req, force=force, snapshot=str(snapshot) if snapshot else None, top=top)
     if code:
         raise typer.Exit(code)

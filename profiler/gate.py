@@ -22,13 +22,15 @@ def decide(findings: Iterable[Any], needed: set[str]) -> list[Any]:
     return [f for f in findings if getattr(f, "id", None) in needed and getattr(f, "status", None) == "fail"]
 
 
-def evaluate(*, kernel_stacks: bool, pid: int | None, binary: str | None, snapshot_path: str | None = None) -> GateResult:
-    """Run the doctor on the live host (or on a saved snapshot) and keep the failing needed checks."""
+def evaluate(*, kernel_stacks: bool, pid: int | None, binary: str | None, snapshot_path: str | None = None,
+             compile: bool = True) -> GateResult:
+    """Run the doctor on the live host (or on a saved snapshot) and keep the failing needed checks.
+    compile=False: the module was compiled elsewhere, so only what loading it needs counts."""
     try:
         from stapdoctor.doctor import checks, knowledge, snapshot
     except ImportError as e:  # the doctor is not installed/complete: say so, never crash
         return GateResult(set(), error=f"the doctor is unavailable ({e})")
-    needed = set(knowledge.gate_checks(kernel_stacks))
+    needed = set(knowledge.gate_checks(kernel_stacks, compile=compile))
     try:
         if snapshot_path:
             snap = snapshot.load(snapshot_path)

@@ -10,10 +10,13 @@ Sequence (each step's reason is where it happens):
   -> the window ends by the script's own timer (it fires with the target idle), by the target
      exiting (we SIGINT stap so its end probe prints), by Ctrl-C (same), or by our watchdog
   -> raw addresses symbolised (symbols), stacks text, folded, SVG, speedscope, summary, advice.
+With --module a module compiled elsewhere (prebuilt.py) runs under staprun instead: no compile
+passes, the same records, window and outputs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -70,22 +73,31 @@ class ProfileError(Exception):
 
 @dataclass
 class ProfileRequest:
-    output: Path
+    """One `profile` invocation. Options that go into the compiled module default to None ("not given"),
+    so --module can refuse them: they cannot change a module compiled elsewhere."""
+
+    output: Path | None  # None only with compile_only (the module file is the output)
     duration: float
     pid: int | None = None
     command: list[str] | None = None
     while_cmd: str | None = None
     kernel: bool = False
-    stap: str = "stap"
-    maxmapentries: int = DEFAULT_MAXMAPENTRIES
-    maxaction: int = DEFAULT_MAXACTION
-    maxbacktrace: int = DEFAULT_MAXBACKTRACE
+    stap: str | None = None  # None: stap on PATH
+    maxmapentries: int | None = None  # None: DEFAULT_MAXMAPENTRIES
+    maxaction: int | None = None  # None: DEFAULT_MAXACTION
+    maxbacktrace: int | None = None  # None: DEFAULT_MAXBACKTRACE
     maxstringlen: int | None = None  # None: sized from the kernel's CONFIG_FRAME_WARN
     maxskipped: int | None = None
     no_overload: bool = False
     buffer_size: int | None = None
     frequency: float | None = None  # Hz (perf cpu-clock); None: timer.profile (stap's default rate)
     grace: float = GRACE_S
+    # compile here, run there (profiler/prebuilt.py)
+    compile_only: Path | None = None  # write the compiled module here and stop
+    kernel_release: str | None = None  # with compile_only; None: the running kernel
+    exe: list[str] | None = None  # with compile_only: executables whose stacks will be unwound
+    module: Path | None = None  # run this precompiled module with staprun
+    staprun: str | None = None  # with module; None: staprun on PATH
 
 
 @dataclass
@@ -172,14 +184,49 @@ def _reader(stream, sink_path: Path, q: queue.Queue, tag: str) -> None:
     q.put((tag, None))
 
 
+#: Options whose values are compiled into the module (refused with --module, which cannot change them).
+_COMPILED_IN = (("maxstringlen", "--maxstringlen"), ("maxmapentries", "--maxmapentries"), ("maxaction", "--maxaction"),
+                ("maxbacktrace", "--maxbacktrace"), ("maxskipped", "--maxskipped"), ("no_overload", "--no-overload"),
+                ("frequency", "--frequency"), ("kernel", "--kernel"), ("stap", "--stap"),
+                ("kernel_release", "--kernel-release/-r"))
+
+
+def _check_modes(req: ProfileRequest) -> None:
+    """Which options go with --compile-only (compile here) and --module (run a compiled module)."""
+    if req.compile_only is not None and req.module is not None:
+        raise ProfileError("--compile-only and --module do not go together: compile with one, run with the other", 2)
+    if req.module is not None:
+        given = [flag for name, flag in _COMPILED_IN if getattr(req, name) not in (None, False)]
+        if given:
+            raise ProfileError(f"{', '.join(given)}: compiled into the module; recompile with --compile-only", 2)
+    if req.compile_only is None:
+        if req.kernel_release:
+            raise ProfileError("--kernel-release/-r only goes with --compile-only (a profile runs on this kernel)", 2)
+        if req.exe:
+            raise ProfileError("--exe only goes with --compile-only (a profile finds the executable from --pid or "
+                               "the command)", 2)
+    if req.module is None and req.staprun:
+        raise ProfileError("--staprun only goes with --module (stap runs its own staprun)", 2)
+    if req.compile_only is not None:
+        forms = sum([bool(req.exe), req.pid is not None, bool(req.command)])
+        if forms != 1:
+            raise ProfileError("give exactly one target to compile for: --exe PATH (repeatable), --pid PID, or a "
+                               "command after --", 2)
+        for flag, given_ in (("--while", req.while_cmd is not None), ("--output", req.output is not None),
+                             ("--buffer-size", req.buffer_size is not None)):
+            if given_:
+                raise ProfileError(f"{flag} is for a run, not for --compile-only (give it with --module)", 2)
+    elif (req.pid is None) == (not req.command):
+        raise ProfileError("give exactly one target: --pid PID, or a command after --", 2)
+
+
 def _check_request(req: ProfileRequest) -> list[str] | None:
     """Usage errors (exit 2) before anything runs; returns the --while argv."""
-    if (req.pid is None) == (not req.command):
-        raise ProfileError("give exactly one target: --pid PID, or a command after --", 2)
+    _check_modes(req)
     if not req.duration or req.duration <= 0:
         raise ProfileError("--duration must be a positive number of seconds", 2)
     for name in ("maxmapentries", "maxaction", "maxbacktrace"):
-        if getattr(req, name) <= 0:
+        if getattr(req, name) is not None and getattr(req, name) <= 0:
             raise ProfileError(f"--{name} must be positive", 2)
     if req.maxstringlen is not None and req.maxstringlen < 64:
         raise ProfileError("--maxstringlen must be at least 64", 2)
@@ -187,7 +234,7 @@ def _check_request(req: ProfileRequest) -> list[str] | None:
         raise ProfileError("--frequency must be 1..100000 Hz", 2)
     if req.buffer_size is not None and not 1 <= req.buffer_size <= 4095:
         raise ProfileError("--buffer-size must be 1..4095 (MB)", 2)
-    if req.output.exists() and not req.output.is_dir():
+    if req.output is not None and req.output.exists() and not req.output.is_dir():
         raise ProfileError(f"{req.output}: exists and is not a directory", 2)
     while_argv = None
     if req.while_cmd is not None:
@@ -205,29 +252,52 @@ def _check_request(req: ProfileRequest) -> list[str] | None:
     return while_argv
 
 
-def _resolve_stap(stap: str) -> str:
+def _resolve_stap(stap: str | None) -> str:
+    stap = stap or "stap"
     path = stap if "/" in stap else shutil.which(stap)
     if not path or not os.access(path, os.X_OK):
         raise ProfileError(f"stap not found ({stap}): install systemtap (`stapdoctor check` says how) or pass --stap PATH")
     return path
 
 
-def _limits(req: ProfileRequest) -> tuple[Limits, str]:
+def _limits(req: ProfileRequest, release: str | None = None) -> tuple[Limits, str]:
+    """The -D limits; MAXSTRINGLEN from the config of the kernel compiled for (``release``, default running)."""
     if req.maxstringlen is not None:
         msl, why = req.maxstringlen, "as given"
     else:
-        fw = kernel_frame_warn()
+        running = release is None or release == os.uname().release
+        fw = kernel_frame_warn(release, proc_config=running)
         msl = safe_maxstringlen(fw)
-        why = f"from CONFIG_FRAME_WARN={fw}" if fw is not None else "kernel config not found"
-    return Limits(req.maxmapentries, req.maxaction, req.maxbacktrace, msl, req.maxskipped, req.buffer_size,
+        of = "" if running else f" of {release}"
+        why = f"from CONFIG_FRAME_WARN={fw}{of}" if fw is not None else f"kernel config{of} not found"
+
+    def given(v, default):
+        return default if v is None else v
+
+    return Limits(given(req.maxmapentries, DEFAULT_MAXMAPENTRIES), given(req.maxaction, DEFAULT_MAXACTION),
+                  given(req.maxbacktrace, DEFAULT_MAXBACKTRACE), msl, req.maxskipped, req.buffer_size,
                   req.no_overload), why
 
 
-def run_profile(req: ProfileRequest, console: Console | None = None) -> ProfileResult:
-    """Profile and write all outputs into ``req.output``. Raises ProfileError before stap starts."""
+def run_profile(req: ProfileRequest, console: Console | None = None, *, prebuilt=None) -> ProfileResult:
+    """Profile and write all outputs into ``req.output``. Raises ProfileError before stap starts.
+
+    With ``req.module`` the precompiled module runs under staprun (``prebuilt``: its prebuilt.inspect()
+    result, when the caller already has it); kernel stacks and the rate are then the module's.
+    """
     console = console or Console(stderr=True, highlight=False)
     while_argv = _check_request(req)
-    stap = _resolve_stap(req.stap)
+    if req.compile_only is not None:
+        raise ProfileError("--compile-only writes a module, not a profile: use prebuilt.compile_module", 2)
+    if req.module is not None:
+        from . import prebuilt as pb
+
+        prebuilt = prebuilt or pb.inspect(req.module)
+        req = prebuilt.request(req)
+        stap = pb.resolve_staprun(req.staprun)
+    else:
+        prebuilt = None
+        stap = _resolve_stap(req.stap)
     pid_info = None
     if req.pid is not None:
         try:
@@ -242,8 +312,8 @@ def run_profile(req: ProfileRequest, console: Console | None = None) -> ProfileR
     paths = {k: out / v for k, v in FILES.items()}
     for k in ("raw", "stderr"):
         paths[k].write_bytes(b"")  # a fresh run: the readers append
-    limits, msl_why = _limits(req)
-    problems: list[str] = []
+    limits, msl_why = prebuilt.limits(req.buffer_size) if prebuilt else _limits(req)
+    problems: list[str] = list(prebuilt.notes) if prebuilt else []
 
     launched: subprocess.Popen | None = None
     if req.command:
@@ -256,14 +326,15 @@ def run_profile(req: ProfileRequest, console: Console | None = None) -> ProfileR
         except targets.TargetError as e:
             raise ProfileError(str(e), 1) from None
     try:
-        return _run_with_target(req, console, stap, paths, limits, msl_why, problems, launched, while_argv, pid_info)
+        return _run_with_target(req, console, stap, paths, limits, msl_why, problems, launched, while_argv, pid_info,
+                                prebuilt)
     finally:
         if launched is not None:  # never leave the held (stopped) command behind
             targets.Stopper(launched).finish()
 
 
 def _run_with_target(req, console, stap, paths, limits, msl_why, problems, launched, while_argv,
-                     pid_info) -> ProfileResult:
+                     pid_info, prebuilt=None) -> ProfileResult:
     if launched is not None:
         exe = targets.resolve_command(req.command[0])
         pid = launched.pid
@@ -281,27 +352,41 @@ def _run_with_target(req, console, stap, paths, limits, msl_why, problems, launc
     if launched is None:
         recorder.poll()
 
-    # `stap -V` runs while stap compiles, not after the window (a slow VM would lengthen the run)
+    # `stap -V` runs while stap compiles, not after the window (a slow VM would lengthen the run);
+    # a precompiled module's sidecar names the stap that compiled it, else `staprun -V` answers
     version: list[str | None] = []
-    vthread = threading.Thread(target=lambda: version.append(_stap_version(stap)), daemon=True)
-    vthread.start()
-    plan = StapPlan(stap=stap, pid=pid, duration_s=req.duration, kernel=req.kernel, modules=modules, limits=limits,
-                    frequency=req.frequency)
-    argv = build_argv(plan)
-    session = _Session(req, argv, paths, console, launched, recorder, while_argv)
-    session.run()
+    if prebuilt is not None and prebuilt.stap_version:
+        version.append(prebuilt.stap_version)
+    vthread = None
+    if not version:
+        vthread = threading.Thread(target=lambda: version.append(_stap_version(stap)), daemon=True)
+        vthread.start()
+    with contextlib.ExitStack() as stack:
+        if prebuilt is not None:
+            from .prebuilt import staprun_argv, staprun_path
+
+            ko = stack.enter_context(staprun_path(prebuilt))  # a symlink NAME.ko if the file is named otherwise
+            argv = staprun_argv(stap, pid, ko, req.duration, req.buffer_size)
+        else:
+            plan = StapPlan(stap=stap, pid=pid, duration_s=req.duration, kernel=req.kernel, modules=modules,
+                            limits=limits, frequency=req.frequency)
+            argv = build_argv(plan)
+        session = _Session(req, argv, paths, console, launched, recorder, while_argv,
+                           precompiled=prebuilt is not None)
+        session.run()
     if launched is not None:
         targets.Stopper(launched).finish()  # the window is over: the launched command stops with it
-    vthread.join(20)
+    if vthread is not None:
+        vthread.join(20)
     res = _finish(req, session, paths, limits, pid, label, exe, problems + session.problems, argv, msl_why,
-                  version[0] if version else None)
+                  version[0] if version else None, module=prebuilt.summary() if prebuilt else None)
     return res
 
 
 class _Session:
     """The running stap and what happens around it (timers, signals, target, workload)."""
 
-    def __init__(self, req, argv, paths, console, launched, recorder, while_argv):
+    def __init__(self, req, argv, paths, console, launched, recorder, while_argv, precompiled=False):
         from .rawstacks import RawProfile
 
         self.req, self.argv, self.paths, self.console = req, argv, paths, console
@@ -313,7 +398,9 @@ class _Session:
         self.interrupts = 0
         self.t_begin: float | None = None
         self.t_end: float | None = None
-        self.pass_line = "stap " + _NEXT_PASS[0]
+        # staprun prints no "Pass N:" lines: it starts at stap's pass 5 (loading), timed from its start
+        self.precompiled = precompiled
+        self.pass_line = "staprun: loading the module" if precompiled else "stap " + _NEXT_PASS[0]
         self.t_pass5: float | None = None
         self.begin_fallback = False
         self.shown: set[str] = set()
@@ -361,6 +448,8 @@ class _Session:
                                              stderr=subprocess.PIPE, start_new_session=True)
             except OSError as e:
                 raise ProfileError(f"cannot run {self.argv[0]}: {e.strerror}") from None
+            if self.precompiled:
+                self.t_pass5 = time.monotonic()
             q: queue.Queue = queue.Queue()
             readers = [threading.Thread(target=_reader, args=(self.proc.stdout, self.paths["raw"], q, "out"), daemon=True),
                        threading.Thread(target=_reader, args=(self.proc.stderr, self.paths["stderr"], q, "err"), daemon=True)]
@@ -466,7 +555,8 @@ class _Session:
         req = self.req
         if self.t_begin is None:
             if self.t_pass5 is not None and now - self.t_pass5 > BEGIN_FALLBACK_S and self.proc.poll() is None:
-                self.problems.append("no begin record from the script: the window was timed from 'Pass 5: starting run.'")
+                self.problems.append("no begin record from the script: the window was timed from "
+                                     + ("staprun's start" if self.precompiled else "'Pass 5: starting run.'"))
                 self._begin(display)
                 self.begin_fallback = True
             else:
@@ -509,7 +599,7 @@ class _Session:
 
 
 def _finish(req, s: _Session, paths, limits: Limits, pid: int, label: str, exe: str | None, problems: list[str],
-            argv: list[str], msl_why: str, stap_version: str | None) -> ProfileResult:
+            argv: list[str], msl_why: str, stap_version: str | None, module: dict | None = None) -> ProfileResult:
     from .collapse import collapse_stap
     from .folded import write_folded
     from .rawstacks import read_raw, write_stacks_text
@@ -600,7 +690,7 @@ def _finish(req, s: _Session, paths, limits: Limits, pid: int, label: str, exe: 
         "stap_status": s.status, "stap_version": stap_version, "stap_argv": argv,
         "limits": asdict(limits), "maxstringlen_source": msl_why, "kernel_stacks": req.kernel,
         "sampling": f"perf cpu-clock at {req.frequency:g} Hz" if req.frequency else "timer.profile (stap's default rate, every CPU)",
-        "while": s.while_argv, "while_status": s.workload_status,
+        "while": s.while_argv, "while_status": s.workload_status, "module": module,
         "top": [{"function": r.name, "self": r.self, "total": r.total} for r in rows],
         "advice": [asdict(a) for a in res.advice], "problems": problems, "date": now,
         "files": {k: v for k, v in FILES.items() if (req.output / v).exists() or k in ("summary", "summary_json")},
@@ -622,7 +712,14 @@ def _summary_text(sm: dict) -> str:
         f"samples:       {sm['samples']:,} ({sm['samples_stored']:,} stored, {sm['lost']:,} lost, "
         f"{'?' if sm['skipped'] is None else format(sm['skipped'], ',')} probes skipped)",
         f"unique stacks: {sm['unique_stacks']:,}" + (f" ({sm['stacks_truncated']} cut at MAXSTRINGLEN)" if sm['stacks_truncated'] else ""),
-        f"stap:          {sm['stap_version'] or '?'} exit {sm['stap_status']}",
+        f"stap:          {sm['stap_version'] or '?'} exit {sm['stap_status']}"
+        + (" (staprun)" if sm.get("module") else ""),
+    ]
+    if sm.get("module"):
+        m = sm["module"]
+        lines.append(f"module:        {m['path']} ({m['name']}, compiled for {m['compiled_for']}"
+                     + (f" on {m['created']}" if m.get("created") else "") + ")")
+    lines += [
         "",
         f"{'self':>8} {'total':>8}  function",
     ]
@@ -700,8 +797,17 @@ def profile_command(req: ProfileRequest, *, force: bool = False, snapshot: str |
 def _profile_command(req: ProfileRequest, err: Console, *, force: bool, snapshot: str | None, top: int) -> int:
     from . import gate
 
+    prebuilt = None
     try:
         _check_request(req)
+        if req.compile_only is not None:  # a build box: no live-host gate, its own kernel does not matter
+            from .prebuilt import compile_module
+
+            return compile_module(req, err)
+        if req.module is not None:
+            from .prebuilt import inspect
+
+            prebuilt = inspect(req.module)
     except ProfileError as e:
         err.print(Text("error: ", style="bold red") + Text(str(e)))
         return e.code
@@ -712,8 +818,13 @@ def _profile_command(req: ProfileRequest, err: Console, *, force: bool, snapshot
         except targets.TargetError as e:
             err.print(Text("error: ", style="bold red") + Text(str(e)))
             return 2
-    with err.status("checking the host (the probes need uprobes, kernel devel, a stap for this kernel…)"):
-        g = gate.evaluate(kernel_stacks=req.kernel, pid=req.pid, binary=binary, snapshot_path=snapshot)
+    if prebuilt is None:
+        what = "the probes need uprobes, kernel devel, a stap for this kernel…"
+    else:
+        what = "loading the module needs uprobes, module loading allowed, staprun…"
+    with err.status(f"checking the host ({what})"):
+        g = gate.evaluate(kernel_stacks=prebuilt.kernel_stacks if prebuilt else req.kernel, pid=req.pid,
+                          binary=binary, snapshot_path=snapshot, compile=prebuilt is None)
     if g.error:
         if not force:
             err.print(Text("error: ", style="bold red") + Text(f"{g.error}; use --force to profile without the check"))
@@ -728,14 +839,14 @@ def _profile_command(req: ProfileRequest, err: Console, *, force: bool, snapshot
                            "--force runs anyway"))
             return 1
     try:
-        res = run_profile(req, err)
+        res = run_profile(req, err, prebuilt=prebuilt)
     except ProfileError as e:
         err.print(Text("error: ", style="bold red") + Text(str(e)))
         return e.code
     if res.exit_code and res.stap_status:
         tail = [l for l in Path(req.output, FILES["stderr"]).read_text(errors="replace").splitlines() if l.strip()][-12:]
         if tail:
-            err.print(Text("stap's last messages:", style="bold"))
+            err.print(Text(f"{'staprun' if req.module is not None else 'stap'}'s last messages:", style="bold"))
             for line in tail:
                 err.print(Text("  " + line, style="dim"))
     report(res, err, top=top)

@@ -26,18 +26,20 @@ def script_path(kernel: bool) -> Path:
     return Path(str(resources.files("stapdoctor.profiler") / "scripts" / name))
 
 
-def kernel_config_candidates(release: str, root: str = "/") -> list[str]:
-    """Where the running kernel's config is; the build tree's .config first, since it is the
-    one the module is compiled against."""
+def kernel_config_candidates(release: str, root: str = "/", proc_config: bool = True) -> list[str]:
+    """Where a kernel's config is; the build tree's .config first, since it is the one the module is
+    compiled against. /proc/config.gz describes only the running kernel: proc_config=False when
+    compiling for another release."""
     r = root.rstrip("/")
-    return [f"{r}/lib/modules/{release}/build/.config", f"{r}/boot/config-{release}", f"{r}/proc/config.gz"]
+    out = [f"{r}/lib/modules/{release}/build/.config", f"{r}/boot/config-{release}"]
+    return out + [f"{r}/proc/config.gz"] if proc_config else out
 
 
-def kernel_frame_warn(release: str | None = None, root: str = "/") -> int | None:
+def kernel_frame_warn(release: str | None = None, root: str = "/", proc_config: bool = True) -> int | None:
     """CONFIG_FRAME_WARN of the kernel stap compiles for; None when no config can be read.
     (0 means the kernel does not warn about frame sizes.)"""
     release = release or os.uname().release
-    for path in kernel_config_candidates(release, root):
+    for path in kernel_config_candidates(release, root, proc_config):
         try:
             if path.endswith(".gz"):
                 with gzip.open(path, "rt", errors="replace") as f:
@@ -71,13 +73,16 @@ class StapPlan:
     """Everything that goes on a profile's stap command line."""
 
     stap: str
-    pid: int
+    pid: int | None  # None: a module compiled for later (`staprun -x PID` gives the target)
     duration_s: float
     kernel: bool = False
     modules: list[str] = field(default_factory=list)  # files for -d (the executable first)
     limits: Limits = field(default_factory=Limits)
     verbose: bool = True  # -v: the "Pass N:" lines drive the status line
     frequency: float | None = None  # Hz; None: timer.profile (stap's default rate)
+    # compile only (stap -p4 -r RELEASE -m NAME): the module is written to the cwd as NAME.ko
+    release: str | None = None
+    module_name: str | None = None
 
     @property
     def period_ns(self) -> int | None:
@@ -85,7 +90,12 @@ class StapPlan:
 
     @property
     def duration_ms(self) -> int:
-        return max(1, int(round(self.duration_s * 1000)))
+        return duration_ms(self.duration_s)
+
+
+def duration_ms(seconds: float) -> int:
+    """The script's -G duration_ms (also staprun's module parameter of the same name)."""
+    return max(1, int(round(seconds * 1000)))
 
 
 def build_argv(plan: StapPlan) -> list[str]:
@@ -94,12 +104,15 @@ def build_argv(plan: StapPlan) -> list[str]:
     argv = [plan.stap]
     if plan.verbose:
         argv.append("-v")
+    if plan.module_name:
+        argv += ["-p4", "-r", plan.release or os.uname().release, "-m", plan.module_name]
     argv.append("--ldd")  # also -d every shared library the -d executables link against
     for mod in plan.modules:
         argv += ["-d", mod]
     if plan.kernel:
         argv += ["-d", "kernel"]
-    argv += ["-x", str(plan.pid)]
+    if plan.pid is not None:
+        argv += ["-x", str(plan.pid)]
     argv += ["-D", f"MAXMAPENTRIES={lim.maxmapentries}", "-D", f"MAXACTION={lim.maxaction}",
              "-D", f"MAXBACKTRACE={lim.maxbacktrace}", "-D", f"MAXSTRINGLEN={lim.maxstringlen}"]
     if lim.maxskipped is not None:

@@ -125,3 +125,63 @@ def test_profile_playbook_fetches_the_flame_graph(ansible_env, tmp_path):
         if pid is not None:
             m.run(["kill", "-KILL", str(pid)], check=False)
         m.run(f"rm -rf {REMOTE} /opt/stapdoctor /usr/local/bin/stapdoctor /tmp/stapdoctor-profile-*", check=False)
+
+
+def test_profile_playbook_runs_a_precompiled_module(ansible_env, tmp_path):
+    """profile_module: a module compiled elsewhere goes to the host with its sidecar and runs with --module.
+
+    The module is the stand-in's (a real ELF relocatable whose vermagic is this kernel's: the test hosts
+    share it); the host's staprun is the stand-in, which prints the records a real module would."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location("fake_stap", FAKE_STAP)
+    fake = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fake)
+    env = ansible_env
+    host = env.fleet.hosts[1]
+    m = _SshHost(env.fleet, host)
+    module = tmp_path / "busy-prof.ko"
+    fake.write_module(str(module), os.uname().release, "busy_prof")
+    (tmp_path / "busy-prof.ko.json").write_text(json.dumps({
+        "format": "stapdoctor.module/1", "module": "busy_prof", "file": module.name,
+        "kernel_release": os.uname().release, "stap_version": "5.6/0.193", "kernel_stacks": False}))
+    pid = None
+    try:
+        install_stapdoctor(m, build_pythonpath_tree(REPO, tmp_path / "lib"))
+        m.run(["mkdir", "-p", f"{REMOTE}/bin"])
+        # named staprun*: the stand-in takes the staprun face from its file name
+        m.copy_in(FAKE_STAP, f"{REMOTE}/bin/staprun.py")
+        m.copy_in(BUSY_C, f"{REMOTE}/busy.c")
+        m.run(["sh", "-c", 'cat > "$1"', "sh", f"{REMOTE}/fake-stap.json"], input=json.dumps(
+            {"stacks": BUSY_STACKS, "staprun_argv_log": f"{REMOTE}/staprun-argv.json"}))
+        m.run(f"cat > {REMOTE}/bin/staprun && chmod 755 {REMOTE}/bin/staprun",
+              input=f"#!/bin/sh\nFAKE_STAP_CONFIG={REMOTE}/fake-stap.json exec python3 {REMOTE}/bin/staprun.py \"$@\"\n")
+        m.run(["gcc", "-g", "-O1", "-fno-omit-frame-pointer", "-o", f"{REMOTE}/busy", f"{REMOTE}/busy.c"])
+        pid = int(m.run(f"nohup {REMOTE}/busy </dev/null >/dev/null 2>&1 & echo $!").stdout.strip())
+
+        dest = env.workdir / "profiles-module"
+        p = env.playbook("profile.yml", "-l", host.name, "-e", f"pid={pid}", "-e", "duration=2",
+                         "-e", f"profile_dest={dest}", "-e", f"profile_module={module}",
+                         "-e", json.dumps({"profile_extra_args": ["--force", "--staprun", f"{REMOTE}/bin/staprun"]}),
+                         timeout=300)
+        assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-2000:]
+        assert m.run(["ls", "/var/lib/stapdoctor/modules"]).stdout.split() == ["busy-prof.ko", "busy-prof.ko.json"]
+        argv = json.loads(m.run(["cat", f"{REMOTE}/staprun-argv.json"]).stdout)
+        assert argv[argv.index("-x") + 1] == str(pid) and "duration_ms=2000" in argv, argv
+        # staprun gets a file named after the module (stapdoctor links busy_prof.ko to busy-prof.ko)
+        assert any(a.endswith("busy_prof.ko") for a in argv), argv
+        out = dest / f"{host.name}-{pid}"
+        folded = (out / "stacks.folded").read_text()
+        assert "__libc_start_main;main;func_a;func_b;func_c" in folded, folded
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["exit_code"] == 0 and summary["samples_stored"] > 0, summary
+
+        bad = env.playbook("profile.yml", "-l", host.name, "-e", f"pid={pid}",
+                           "-e", f"profile_module={tmp_path / 'missing.ko'}", timeout=300)
+        assert bad.returncode != 0 and "profile_module=FILE.ko" in bad.stdout, bad.stdout[-3000:]
+    finally:
+        if pid is not None:
+            m.run(["kill", "-KILL", str(pid)], check=False)
+        m.run(f"rm -rf {REMOTE} /opt/stapdoctor /usr/local/bin/stapdoctor /tmp/stapdoctor-profile-* "
+              "/var/lib/stapdoctor", check=False)

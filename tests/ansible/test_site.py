@@ -40,6 +40,12 @@ def test_site_converges(ansible_env):
         q = env.fleet.ssh(h, "dpkg-query", "-W", "-f", "${Status}\n", f"linux-headers-{R}", DBG.format(R=R))
         assert q.stdout.split("\n")[:2] == ["install ok installed"] * 2, q.stdout
         assert env.fleet.ssh(h, "test", "-s", f"/usr/lib/debug/boot/vmlinux-{R}").returncode == 0
+        # debuginfo_module_symbols=false (default): the vmlinux DWARF, not the ~5 GB of per-module files
+        # (dpkg may keep the directory itself; no file in it)
+        assert not env.fleet.ssh(h, "find", f"/usr/lib/debug/lib/modules/{R}", "-path", "*/kernel/*", "-type", "f",
+                                 check=False).stdout.strip()
+        assert "path-exclude=/usr/lib/debug/lib/modules/*/kernel/*" in env.fleet.ssh(
+            h, "cat", "/etc/dpkg/dpkg.cfg.d/stapdoctor-debuginfo").stdout
         assert {"stapusr", "stapdev"} <= set(env.fleet.ssh(h, "id", "-nG", "alice").stdout.split())
     # build method: built once on host1, copied to host2, switched on both
     for h in (h1, h2):

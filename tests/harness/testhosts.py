@@ -258,10 +258,6 @@ def _start_host(host: TestHost, base: Path, bridge: str, gateway_prefix: str, pu
     m = host.merged
     (m / "etc/hostname").write_text(host.name + "\n")
     (m / "etc/hosts").write_text(f"127.0.0.1 localhost\n{host.address} {host.name}\n")
-    # Test hosts only: the kernel -dbg package's 5 GB of per-module DWARF would be written three times
-    # and deleted again; dpkg still installs the package (status, vmlinux with DWARF, build-id links).
-    (m / "etc/dpkg/dpkg.cfg.d/stapdoctor-test-excludes").write_text(
-        "path-exclude=/usr/lib/debug/lib/modules/*/kernel/*\n")
     # A fresh host's package lists are as old as the base: make them look stale, so apt (and Ansible's
     # apt module with cache_valid_time) updates before installing, as on a host that was never updated.
     os.utime(m / "var/lib/apt/lists", (0, 0))

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -41,6 +42,24 @@ BASE_PACKAGES = (
     "systemd-sysv", "udev", "kmod", "iproute2", "procps", "openssh-server", "python3",
     "ca-certificates", "less", "file",
 )
+
+
+_live_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def status(message: str) -> Iterator[None]:
+    """A Rich status line, or a plain line when another thread's status line is showing (the e2e
+    tier builds and boots two VMs at once; Rich allows one live display per console)."""
+    if _live_lock.acquire(blocking=False):
+        try:
+            with console.status(message):
+                yield
+        finally:
+            _live_lock.release()
+    else:
+        console.print(message)
+        yield
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +113,11 @@ MIRROR_DIR_IN_IMAGE = "/srv/apt-mirror"
 
 def cache_root() -> Path:
     return Path(os.environ.get("STAPDOCTOR_VM_CACHE", "/var/cache/stapdoctor/vm"))
+
+
+#: Serial console lines that start a kernel crash report.
+_CRASH_MARKERS = ("Kernel panic - not syncing", "Oops:", "BUG: unable to handle", "general protection fault",
+                  "kernel BUG at")
 
 
 class VMError(RuntimeError):
@@ -161,7 +185,7 @@ class _Steps:
     @contextlib.contextmanager
     def step(self, what: str) -> Iterator[None]:
         t0 = time.monotonic()
-        with console.status(f"[bold]{self.label}[/]: {what} …"):
+        with status(f"[bold]{self.label}[/]: {what} …"):
             yield
         dt = time.monotonic() - t0
         self.times[what] = round(dt, 1)
@@ -425,7 +449,7 @@ class VM:
                                      stdout=(self.log_dir / "qemu.out").open("w"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            with console.status(f"[bold]VM {self.image.recipe.name}[/]: booting "
+            with status(f"[bold]VM {self.image.recipe.name}[/]: booting "
                                 f"{self.image.kernel_release}, waiting for SSH on port {self.port} …"):
                 self._wait_ssh(t0)
         except BaseException:
@@ -469,6 +493,32 @@ class VM:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
 
+    def kernel_crash(self) -> str | None:
+        """The guest kernel's panic or oops report from the serial log, or None.
+
+        A panic takes the VM (and SSH) down with it; without this the next command would fail with
+        "Connection refused" and hide the cause."""
+        try:
+            lines = self.serial_log.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return None
+        start = next((i for i, l in enumerate(lines) if any(m in l for m in _CRASH_MARKERS)), None)
+        if start is None:
+            return None
+        after = range(start, len(lines))
+        end = next((i for i in after if "Kernel panic" in lines[i]),
+                   next((i for i in after if "end trace" in lines[i]), min(len(lines) - 1, start + 40)))
+        keep = [l for l in lines[start:end + 1] if not l.rstrip().endswith(("<TASK>", "</TASK>"))]
+        return "\n".join(keep[:60])
+
+    def _gone_error(self, what: str) -> VMError:
+        crash = self.kernel_crash()
+        state = (f"QEMU exited ({self.proc.returncode})" if self.proc and self.proc.poll() is not None
+                 else "SSH failed")
+        if crash:
+            return VMError(f"{what}: the VM's kernel crashed ({state}); serial log {self.serial_log}:\n{crash}")
+        return VMError(f"{what}: {state}\n{self.serial_tail()}")
+
     def serial_tail(self, lines: int = 40) -> str:
         try:
             text = self.serial_log.read_text(errors="replace")
@@ -490,11 +540,18 @@ class VM:
             input: str | None = None) -> subprocess.CompletedProcess:
         """Run a command in the VM as root. A list is quoted word by word; a string is a shell line."""
         line = command if isinstance(command, str) else shlex.join(command)
+        if self.proc is not None and self.proc.poll() is not None:
+            raise self._gone_error(f"`{line}` not run: VM {self.image.recipe.name} is gone")
         try:
             p = subprocess.run(self.ssh_argv(line), capture_output=True, text=True, timeout=timeout,
                                input=input)
         except subprocess.TimeoutExpired as e:
+            if self.kernel_crash():
+                raise self._gone_error(f"`{line}` timed out") from e
             raise VMError(f"`{line}` timed out after {timeout:.0f} s in VM {self.image.recipe.name}") from e
+        # 255: ssh itself failed (the connection dropped or was refused): say why if the kernel died.
+        if p.returncode == 255 and self.kernel_crash():
+            raise self._gone_error(f"`{line}` in VM {self.image.recipe.name}")
         if check and p.returncode != 0:
             raise VMError(f"`{line}` exited {p.returncode} in VM {self.image.recipe.name}\n"
                           f"stdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}")
@@ -547,10 +604,11 @@ class VM:
 
 
 @contextlib.contextmanager
-def devel_root(image: Image, extra_packages: Sequence[str] = ()) -> Iterator[Path]:
-    """The image's root on the host with the mirror packages installed, through an overlayfs
-    (the image's root stays as built). Used to compile stap modules natively fast with
-    `stap -p4 -r KREL` and run them in the VM with staprun."""
+def devel_root(image: Image, extra_packages: Sequence[str] = (),
+               packages: Sequence[str] | None = None) -> Iterator[Path]:
+    """The image's root on the host with packages installed (default: the recipe's mirror packages;
+    templates with {krel}), through an overlayfs (the image's root stays as built). Used to compile
+    stap modules natively fast with `stap -p4 -r KREL` and run them in the VM with staprun."""
     upper_base = image.dir / "devel"
     upper, workd, merged = upper_base / "upper", upper_base / "work", upper_base / "merged"
     for d in (upper, workd, merged):
@@ -560,7 +618,8 @@ def devel_root(image: Image, extra_packages: Sequence[str] = ()) -> Iterator[Pat
     try:
         with _chroot_mounts(merged):
             marker = upper_base / "installed.json"
-            names = [p.format(krel=image.kernel_release) for p in image.recipe.mirror_packages]
+            templates = image.recipe.mirror_packages if packages is None else packages
+            names = [p.format(krel=image.kernel_release) for p in templates]
             names += list(extra_packages)
             if names and (not marker.exists() or json.loads(marker.read_text()) != names):
                 steps = _Steps(upper_base / "devel.log", f"devel root {image.recipe.name}")

@@ -8,6 +8,7 @@ and copied in, with a `stapdoctor` launcher on PATH.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import shutil
 import subprocess
 import sys
@@ -20,13 +21,23 @@ from stapdoctor.testing.vm import VM
 VM_RUNTIME_DEPS = ("typer", "rich", "packaging", "distro", "pyelftools")
 VM_PYTHONPATH = "/opt/stapdoctor/lib"
 
-# Measured step times of this process (the e2e conftest prints them in the terminal summary).
+# Measured step times of this process; written to times_file() at the end of the session, for the
+# terminal summary (printed by the xdist controller, which runs no e2e test itself).
 TIMES: dict[str, float] = {}
 
 
 def record_time(what: str, seconds: float | None) -> None:
     if seconds is not None:
         TIMES[what] = round(seconds, 1)
+
+
+def artefacts_dir(repo: Path) -> Path:
+    """Where VM logs are kept for CI: $STAPDOCTOR_E2E_ARTEFACTS or <repo>/.artefacts/e2e."""
+    return Path(os.environ.get("STAPDOCTOR_E2E_ARTEFACTS", repo / ".artefacts" / "e2e"))
+
+
+def times_file(repo: Path) -> Path:
+    return artefacts_dir(repo) / "step-times.json"
 
 
 def build_pythonpath_tree(source: Path, lib: Path) -> Path:
@@ -83,6 +94,17 @@ def install_stapdoctor(vm: VM, lib: Path) -> None:
     vm.run(["mv", f"/opt/stapdoctor/.incoming/{lib.name}", VM_PYTHONPATH])
     vm.run("cat > /usr/local/bin/stapdoctor && chmod 755 /usr/local/bin/stapdoctor", input=LAUNCHER)
     vm.run(["stapdoctor", "--help"], timeout=300)
+
+
+def install_stapdoctor_in_root(root: Path, lib: Path) -> None:
+    """The same tree and launcher in a host-side root (a chroot of a VM image, for `--compile-only`)."""
+    dest = root / VM_PYTHONPATH.lstrip("/")
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(lib, dest)
+    launcher = root / "usr/local/bin/stapdoctor"
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    launcher.write_text(LAUNCHER)
+    launcher.chmod(0o755)
 
 
 def save(vm: VM, name: str, proc: subprocess.CompletedProcess) -> None:

@@ -57,3 +57,47 @@ def test_cli_list_runs_without_root():
                        text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert "bookworm" in p.stderr and "unstable" in p.stderr
+
+
+DATA = REPO / "tests/data/e2e"
+
+
+def _dead_vm(tmp_path: Path, serial: str) -> vmh.VM:
+    """A VM object whose QEMU has exited, with the given serial log (no boot needed)."""
+    machine = vmh.VM.__new__(vmh.VM)
+    machine.image = vmh.Image(vmh.RECIPES["unstable"], tmp_path)
+    machine.serial_log = tmp_path / "serial.log"
+    machine.serial_log.write_text((DATA / serial).read_text())
+    machine.port = 1
+    machine.proc = subprocess.Popen(["true"])
+    machine.proc.wait()
+    return machine
+
+
+def test_kernel_crash_is_read_from_the_serial_log(tmp_path):
+    crash = _dead_vm(tmp_path, "serial-panic.log").kernel_crash()
+    assert crash.splitlines()[0].endswith("Oops: int3: 0000 [#1] SMP PTI")
+    assert "RIP: 0010:trace_syscall_enter+0xd/0xb0" in crash
+    assert crash.splitlines()[-1].endswith("Kernel panic - not syncing: Fatal exception in interrupt")
+    assert _dead_vm(tmp_path, "serial-clean.log").kernel_crash() is None
+
+
+def test_a_command_on_a_crashed_vm_names_the_crash(tmp_path):
+    machine = _dead_vm(tmp_path, "serial-panic.log")
+    try:
+        machine.run("true")
+    except vmh.VMError as e:
+        msg = str(e)
+    else:
+        raise AssertionError("run() on a dead VM did not fail")
+    assert "kernel crashed" in msg and "QEMU exited (0)" in msg and "trace_syscall_enter" in msg
+
+
+def test_a_command_on_a_vm_that_is_gone_without_a_crash_says_so(tmp_path):
+    machine = _dead_vm(tmp_path, "serial-clean.log")
+    try:
+        machine.run("true")
+    except vmh.VMError as e:
+        assert "is gone" in str(e) and "kernel crashed" not in str(e)
+    else:
+        raise AssertionError("run() on a dead VM did not fail")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -90,10 +91,37 @@ def fake_stap(tmp_path, monkeypatch):
     return str(FAKE_STAP), configure
 
 
-def run_cli(args, *, timeout=120, env=None) -> subprocess.CompletedProcess:
+def run_cli(args, *, timeout=120, env=None, cwd=None) -> subprocess.CompletedProcess:
     """The `profile` command in a process of its own (signals, exit codes, stderr as a user sees them)."""
     return subprocess.run([sys.executable, "-c", CLI, *args], capture_output=True, text=True, timeout=timeout,
-                          env=env or os.environ.copy())
+                          env=env or os.environ.copy(), cwd=cwd)
+
+
+@pytest.fixture
+def fake_staprun(tmp_path, fake_stap) -> str:
+    """The stand-in as `staprun` (it takes its face from its name); configured by fake_stap's writer."""
+    link = tmp_path / "bin" / "staprun"
+    link.parent.mkdir()
+    link.symlink_to(FAKE_STAP)
+    return str(link)
+
+
+def make_module(path: Path, release: str, name: str | None = None) -> Path:
+    """A tiny ELF relocatable whose .modinfo holds vermagic=RELEASE ... and name=NAME (the stand-in's own)."""
+    from . import fake_stap
+
+    fake_stap.write_module(str(path), release, name or path.name[:-3])
+    return path
+
+
+INSTALL_HINT = "apt-get install systemtap linux-headers-amd64 (tests/apt-packages.txt)"
+
+
+def release_with_headers() -> str:
+    """A kernel release whose build tree is installed (Debian 12's linux-headers on the test machines)."""
+    for cfg in sorted(glob.glob("/lib/modules/*/build/.config")):
+        return Path(cfg).parts[3]
+    pytest.fail(f"no kernel build tree under /lib/modules: {INSTALL_HINT}")
 
 
 def wait_for(pred, timeout=30.0, step=0.05) -> bool:
@@ -118,3 +146,15 @@ def nm_address(path: str, symbol: str) -> int:
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+def interrupt(p: subprocess.Popen, timeout: float = 60) -> tuple[str, str, float]:
+    """Ctrl-C a running CLI (SIGINT) and wait for it: (stdout, stderr, seconds it took to end)."""
+    try:
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    return stdout, stderr, time.monotonic() - t0

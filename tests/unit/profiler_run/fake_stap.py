@@ -6,6 +6,14 @@ then the script's records on stdout (begin, a tick a second, the stacks and the 
 -G duration_ms timer fires or on SIGINT/SIGTERM). It "samples" the -x target every 10 ms while
 the target is running (state R), with real addresses of real functions of the target's files,
 found with binutils' nm and the target's /proc/PID/maps (not with stapdoctor's own code).
+
+Two more faces, for compile here / run there:
+ * `stap -p4 -r KREL -m NAME ...` stops after pass 4 and writes NAME.ko into its cwd: a real ELF
+   relocatable built with gcc -c whose .modinfo says vermagic=KREL and name=NAME and whose
+   .gnu.linkonce.this_module holds NAME at struct module's name offset, as a module's do;
+ * called as `staprun` (argv[0]'s name), `staprun [-b N] -x PID PATH.ko duration_ms=N` prints the
+   same records as pass 5 (staprun prints no "Pass" lines). As the real one, it names the module
+   after PATH (up to the last dot) and fails to reach one registered under another name.
 Behaviour is set by a JSON file named in $FAKE_STAP_CONFIG (keys documented in CONFIG below).
 This is not proof that profiling works: the real-kernel VM test is.
 """
@@ -29,7 +37,39 @@ CONFIG = {
     "stdout_noise": [],      # lines printed on stdout before begin (tests parser robustness)
     "no_begin": False,       # do not print the begin record (tests the runner's fallback)
     "lost": 0,               # samples reported lost (stacks table full) in the end record
+    "staprun_argv_log": None,  # as staprun: write our argv here (JSON)
+    "staprun_realpath_log": None,  # as staprun: write the module file's real path here
 }
+
+MODULE_C = """
+static const char vermagic[] __attribute__((section(".modinfo"), used, aligned(1))) = "vermagic=%s SMP preempt mod_unload modversions ";
+static const char name[] __attribute__((section(".modinfo"), used, aligned(1))) = "name=%s";
+struct fake_module { char state_and_list[24]; char name[56]; char rest[64]; };
+struct fake_module __this_module __attribute__((section(".gnu.linkonce.this_module"), used)) = { {0}, "%s", {0} };
+int init_module(void) { return 0; }
+"""
+
+
+def write_module(path, release, name):
+    """A tiny ELF relocatable shaped like a kernel module where it matters here (.modinfo)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "m.c")
+        with open(src, "w") as f:
+            f.write(MODULE_C % (json.dumps(release)[1:-1], json.dumps(name)[1:-1], json.dumps(name)[1:-1]))
+        subprocess.run(["gcc", "-c", "-o", path, src], check=True)
+
+
+def registered_name(path):
+    """The name in .gnu.linkonce.this_module, read with binutils (not stapdoctor's reader)."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile() as out:
+        subprocess.run(["objcopy", "-O", "binary", "--only-section=.gnu.linkonce.this_module", path, out.name],
+                       check=True)
+        data = open(out.name, "rb").read()
+    return data.strip(b"\0").split(b"\0")[0].decode()
 
 stop = []
 
@@ -109,38 +149,72 @@ def state(pid):
 
 
 def main(argv):
+    staprun = os.path.basename(sys.argv[0]).startswith("staprun")
     if "-V" in argv or "--version" in argv:
-        sys.stderr.write("Systemtap translator/driver (version 5.6/0.193, stapdoctor test stand-in)\n")
+        what = "module loader/runner" if staprun else "translator/driver"
+        sys.stderr.write(f"Systemtap {what} (version 5.6/0.193, stapdoctor test stand-in)\n")
         return 0
     cfg = dict(CONFIG)
     if os.environ.get("FAKE_STAP_CONFIG"):
         cfg.update(json.load(open(os.environ["FAKE_STAP_CONFIG"])))
-    if cfg["argv_log"]:
-        with open(cfg["argv_log"], "w") as f:
+    log = cfg["staprun_argv_log"] if staprun else cfg["argv_log"]
+    if log:
+        with open(log, "w") as f:
             json.dump(argv, f)
     signal.signal(signal.SIGINT, _sig)
     signal.signal(signal.SIGTERM, _sig)
-    pid = int(argv[argv.index("-x") + 1])
-    duration_ms = 10000
-    for i, a in enumerate(argv):
-        if a == "-G" and argv[i + 1].startswith("duration_ms="):
-            duration_ms = int(argv[i + 1].split("=", 1)[1])
-    script = argv[-1]
-    kernel = script.endswith("profile-kernel.stp")
     err = sys.stderr
-    for n, what in enumerate(["parsed user script", "analyzed script", "translated to C", "compiled C"], 1):
-        if stop:
-            err.write(f"Pass {n}: interrupted\n")
+    duration_ms = 10000
+    if staprun:
+        pid = int(argv[argv.index("-x") + 1])
+        ko = [a for a in argv if a.endswith(".ko")]
+        if not ko or not os.path.isfile(ko[0]):
+            err.write(f"ERROR: Couldn't open '{ko[0] if ko else ''}'\n")
             return 1
-        time.sleep(cfg["compile_s"] / 4)
-        if n == 4 and cfg["pass4_fail_stderr"]:
-            err.write(open(cfg["pass4_fail_stderr"]).read())
+        if cfg["staprun_realpath_log"]:
+            with open(cfg["staprun_realpath_log"], "w") as f:
+                f.write(os.path.realpath(ko[0]))
+        modname = os.path.basename(ko[0]).rsplit(".", 1)[0]
+        if registered_name(ko[0]) != modname:
+            err.write(f"ERROR: Couldn't open control channel '/proc/systemtap/{modname}/.cmd': No such file or directory\n")
+            err.write(f"ERROR: '{modname}' is not a zombie systemtap module.\n")
+            return 1
+        for a in argv[argv.index(ko[0]) + 1:]:
+            if a.startswith("duration_ms="):
+                duration_ms = int(a.split("=", 1)[1])
+        kernel = False
+    else:
+        for i, a in enumerate(argv):
+            if a == "-G" and argv[i + 1].startswith("duration_ms="):
+                duration_ms = int(argv[i + 1].split("=", 1)[1])
+        script = next(a for a in argv if a.endswith(".stp"))
+        kernel = script.endswith("profile-kernel.stp")
+        last_pass = 4 if "-p4" in argv else 5
+        for n, what in enumerate(["parsed user script", "analyzed script", "translated to C", "compiled C"], 1):
+            if stop:
+                err.write(f"Pass {n}: interrupted\n")
+                return 1
+            end = time.monotonic() + cfg["compile_s"] / 4
+            while not stop and time.monotonic() < end:  # a signal interrupts a pass, as with stap
+                time.sleep(0.02)
+            if stop:
+                err.write(f"Pass {n}: interrupted\n")
+                return 1
+            if n == 4 and cfg["pass4_fail_stderr"]:
+                err.write(open(cfg["pass4_fail_stderr"]).read())
+                err.flush()
+                return 1
+            err.write(f"Pass {n}: {what} using 1virt/1res/1shr/1data kb, in 10usr/0sys/10real ms.\n")
             err.flush()
-            return 1
-        err.write(f"Pass {n}: {what} using 1virt/1res/1shr/1data kb, in 10usr/0sys/10real ms.\n")
+        if last_pass == 4:
+            release = argv[argv.index("-r") + 1] if "-r" in argv else os.uname().release
+            name = argv[argv.index("-m") + 1] if "-m" in argv else "stap_fake"
+            write_module(f"{name}.ko", release, name)  # into the cwd, as stap -p4 -m NAME does
+            sys.stdout.write(f"{name}.ko\n")
+            return 0
+        pid = int(argv[argv.index("-x") + 1])
+        err.write("Pass 5: starting run.\n")
         err.flush()
-    err.write("Pass 5: starting run.\n")
-    err.flush()
     out = sys.stdout
     for line in cfg["stdout_noise"]:
         out.write(line + "\n")
@@ -182,7 +256,8 @@ def main(argv):
     out.flush()
     for line in cfg["end_stderr"]:
         err.write(line + "\n")
-    err.write("Pass 5: run completed in 0usr/0sys/1000real ms.\n")
+    if not staprun:
+        err.write("Pass 5: run completed in 0usr/0sys/1000real ms.\n")
     err.flush()
     return cfg["exit_code"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DATA, FAKE_STAP, run_cli, wait_for
+from .conftest import DATA, FAKE_STAP, interrupt, run_cli, wait_for
 
 OUTPUTS = ["stap.out", "stap.err", "stacks.txt", "stacks.folded", "flamegraph.svg", "profile.speedscope.json",
            "summary.txt", "summary.json", "maps.txt"]
@@ -113,13 +113,11 @@ def test_ctrl_c_stops_early_and_writes_everything(tmp_path, fake_stap, busy_proc
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_for(lambda: (out / "stap.out").exists() and "tick" in (out / "stap.out").read_text(), 60)
-        t0 = time.monotonic()
-        p.send_signal(signal.SIGINT)
-        stdout, stderr = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert time.monotonic() - t0 < 30
+    except BaseException:
+        p.kill()
+        raise
+    stdout, stderr, took = interrupt(p)
+    assert took < 30
     assert "Traceback" not in stderr
     assert p.returncode == 0, stderr
     sm = _summary(out)
