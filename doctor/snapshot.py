@@ -20,7 +20,6 @@ import os
 import stat as _stat
 import subprocess
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 SCHEMA = "stapdoctor.snapshot/1"

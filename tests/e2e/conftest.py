@@ -89,8 +89,10 @@ def _logs(name: str) -> Path:
     return logs
 
 
-def _boot(image: vmh.Image, name: str, lib: Path, **vm_args) -> vmh.VM:
+def _boot(image: vmh.Image, name: str, lib: Path, registry: list[vmh.VM] | None = None, **vm_args) -> vmh.VM:
     machine = vmh.VM(image, log_dir=_logs(name), **vm_args)
+    if registry is not None:
+        registry.append(machine)
     machine.start()
     record_time(f"{name}: boot to SSH", machine.boot_seconds)
     try:
@@ -119,11 +121,12 @@ def _collect_outputs(machine: vmh.VM) -> None:
 # ───────────────────────── background work (threads beside the unstable VM) ─────────────────────────
 
 
-def _bookworm_run(lib: Path) -> dict[str, subprocess.CompletedProcess]:
-    """Issue step 1 on Debian 12: boot, `stap -V`, `check --json`, `check --deep`; always power off."""
+def _bookworm_run(lib: Path, machines: list[vmh.VM]) -> dict[str, subprocess.CompletedProcess]:
+    """Issue step 1 on Debian 12: boot, `stap -V`, `check --json`, `check --deep`; always power off.
+    The VM is appended to ``machines`` so an interrupted session can power it off from outside."""
     image = _image("bookworm")
     # One vCPU: the host's other core is the unstable VM's.
-    machine = _boot(image, "bookworm", lib, smp=1)
+    machine = _boot(image, "bookworm", lib, smp=1, registry=machines)
     out: dict[str, subprocess.CompletedProcess] = {}
     try:
         out["stap -V"] = machine.run("stap -V 2>&1")
@@ -173,6 +176,7 @@ class Background:
         self.wanted, self.lib, self.module_dir = wanted, lib, module_dir
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="e2e")
         self.jobs: dict[str, concurrent.futures.Future] = {}
+        self.machines: list[vmh.VM] = []  # VMs the jobs booted
 
     def start(self) -> None:
         if self.jobs:
@@ -180,7 +184,7 @@ class Background:
         if "unstable" in self.wanted:
             self.jobs["nginx-module"] = self.pool.submit(_compile_nginx_module, self.lib, self.module_dir)
         if "bookworm" in self.wanted:
-            self.jobs["bookworm"] = self.pool.submit(_bookworm_run, self.lib)
+            self.jobs["bookworm"] = self.pool.submit(_bookworm_run, self.lib, self.machines)
 
     def result(self, name: str, timeout: float = 3000):
         """Wait for a job; its exception (a harness error, say) fails the test that needs it."""
@@ -195,7 +199,11 @@ def background(request, tmp_path_factory, stapdoctor_lib):
     wanted = {getattr(i.module, "VM_NAME", None) for i in request.session.items}
     bg = Background(wanted, stapdoctor_lib, tmp_path_factory.mktemp("nginx-module"))
     yield bg
-    bg.pool.shutdown(wait=True)  # a failed test must not leave a VM running behind pytest
+    # Normally every job is done by now (its tests waited for it). After Ctrl-C one may still run:
+    # power its VM off (its next command then fails and the thread ends) instead of waiting for it.
+    for machine in bg.machines:
+        machine.stop()
+    bg.pool.shutdown(wait=True)
     job = bg.jobs.get("bookworm")
     if job is not None and "bookworm" not in FAILED and job.exception() is None:
         shutil.rmtree(ARTEFACTS / "bookworm", ignore_errors=True)

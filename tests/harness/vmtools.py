@@ -11,7 +11,6 @@ import importlib.metadata
 import os
 import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 

@@ -158,3 +158,18 @@ def interrupt(p: subprocess.Popen, timeout: float = 60) -> tuple[str, str, float
         if p.poll() is None:
             p.kill()
     return stdout, stderr, time.monotonic() - t0
+
+
+def ubuntu_1204_snapshot(tmp_path: Path) -> Path:
+    """A saved host snapshot of Ubuntu 12.04 (its real kernel config: no uprobes/utrace; no headers,
+    no stap), for `--host-snapshot`: a host the profile gate must refuse."""
+    from stapdoctor.doctor import snapshot
+
+    root = tmp_path / "root"
+    (root / "proc/sys/kernel").mkdir(parents=True)
+    (root / "proc/sys/kernel/osrelease").write_text("3.2.0-23-generic\n")
+    (root / "boot").mkdir()
+    shutil.copy(DATA / "config-3.2.0-23-generic", root / "boot")
+    snap_file = tmp_path / "snap.json"
+    snap_file.write_text(snapshot.collect(str(root)).to_json())
+    return snap_file

@@ -20,7 +20,7 @@ from stapdoctor.doctor import knowledge
 from stapdoctor.profiler.prebuilt import module_name_for
 from stapdoctor.profiler.stapargs import kernel_frame_warn, safe_maxstringlen
 
-from .conftest import DATA, FAKE_STAP, interrupt, make_module, release_with_headers, run_cli
+from .conftest import DATA, FAKE_STAP, interrupt, ubuntu_1204_snapshot, make_module, release_with_headers, run_cli
 
 RUNNING = os.uname().release
 
@@ -178,7 +178,6 @@ def test_compile_only_pass4_failure_keeps_the_log_and_no_module(tmp_path, fake_s
 
 
 def test_compile_only_ctrl_c_stops_stap_and_writes_no_module(tmp_path, fake_stap, busy_exe):
-    import signal
     import sys
 
     from .conftest import CLI, wait_for
@@ -422,17 +421,7 @@ def test_gate_for_a_precompiled_module_has_no_compile_checks():
 
 def test_module_gate_checks_loading_not_compiling(tmp_path, fake_stap, fake_staprun, busy_proc):
     """An Ubuntu 12.04 host (no uprobes, no headers, no stap): only the loading failures block."""
-    import shutil
-
-    from stapdoctor.doctor import snapshot
-
-    root = tmp_path / "root"
-    (root / "proc/sys/kernel").mkdir(parents=True)
-    (root / "proc/sys/kernel/osrelease").write_text("3.2.0-23-generic\n")
-    (root / "boot").mkdir()
-    shutil.copy(DATA / "config-3.2.0-23-generic", root / "boot")
-    snap_file = tmp_path / "snap.json"
-    snap_file.write_text(snapshot.collect(str(root)).to_json())
+    snap_file = ubuntu_1204_snapshot(tmp_path)
     ko = _module(tmp_path, sidecar={})
     r = run_cli(["--module", str(ko), "--staprun", fake_staprun, "--pid", str(busy_proc.pid), "--duration", "1",
                  "--host-snapshot", str(snap_file), "-o", str(tmp_path / "blocked")])

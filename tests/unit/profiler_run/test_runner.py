@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DATA, FAKE_STAP, interrupt, run_cli, wait_for
+from .conftest import DATA, FAKE_STAP, interrupt, ubuntu_1204_snapshot, run_cli, wait_for
 
 OUTPUTS = ["stap.out", "stap.err", "stacks.txt", "stacks.folded", "flamegraph.svg", "profile.speedscope.json",
            "summary.txt", "summary.json", "maps.txt"]
@@ -267,17 +267,7 @@ def test_missing_stap(tmp_path, busy_proc):
 
 def test_gate_blocks_an_unready_host_and_force_overrides(tmp_path, fake_stap, busy_proc):
     """An Ubuntu 12.04 host (its real kernel config: no uprobes/utrace; no headers, no stap)."""
-    import shutil
-
-    from stapdoctor.doctor import snapshot
-
-    root = tmp_path / "root"
-    (root / "proc/sys/kernel").mkdir(parents=True)
-    (root / "proc/sys/kernel/osrelease").write_text("3.2.0-23-generic\n")
-    (root / "boot").mkdir()
-    shutil.copy(DATA / "config-3.2.0-23-generic", root / "boot")
-    snap_file = tmp_path / "snap.json"
-    snap_file.write_text(snapshot.collect(str(root)).to_json())
+    snap_file = ubuntu_1204_snapshot(tmp_path)
     base = ["--stap", str(FAKE_STAP), "--pid", str(busy_proc.pid), "--duration", "1", "--host-snapshot", str(snap_file)]
     r = run_cli([*base, "-o", str(tmp_path / "blocked")])
     _no_traceback(r)
