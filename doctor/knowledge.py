@@ -109,16 +109,12 @@ def stap_covers_kernel(stap_version: str, kernel_release: str,
     return kernel_in_range(kernel_release, tested_range[0], tested_range[1])
 
 
-def choose_systemtap_ref(kernel_version: str, gcc_version: str | None = None) -> str:
-    """The release tag to build for a kernel (upstream version) and compiler.
-
-    The newest release whose tested range covers the kernel and whose toolchain floor the compiler
-    meets; for a kernel newer than every tested range, the newest release (it is the most likely to
-    work); for one older than all of them, the oldest release that still lists it.
-    """
-    rels = list(systemtap_releases())
+def _pick(rels: list[Release], kernel_version: str, gcc_version: str | None) -> Release | None:
+    """The newest release covering the kernel that the compiler can build; for a kernel newer than every
+    tested range, the newest release that still supports its era (the most likely to work); for one
+    older than all, the oldest release."""
     if not rels:
-        raise LookupError("no systemtap releases in the knowledge table")
+        return None
 
     def gcc_ok(r: Release) -> bool:
         return not (gcc_version and r.gcc_min and version_key(gcc_version) < version_key(r.gcc_min))
@@ -126,15 +122,71 @@ def choose_systemtap_ref(kernel_version: str, gcc_version: str | None = None) ->
     covering = [r for r in rels if r.kernel_max and kernel_in_range(kernel_version, r.kernel_min, r.kernel_max)
                 and gcc_ok(r)]
     if covering:
-        return covering[-1].tag
+        return covering[-1]
     k = kernel_key(kernel_version)
-    # Newer than all: the newest release that still supports the kernel's era and compiler.
     for r in reversed(rels):
         if r.kernel_min and k < kernel_key(r.kernel_min):
             continue
         if gcc_ok(r):
-            return r.tag
-    return rels[0].tag
+            return r
+    return rels[0]
+
+
+def choose_systemtap_ref(kernel_version: str, gcc_version: str | None = None) -> str:
+    """The release tag to build for a kernel (upstream version) and compiler, from the table alone."""
+    r = _pick(list(systemtap_releases()), kernel_version, gcc_version)
+    if r is None:
+        raise LookupError("no systemtap releases in the knowledge table")
+    return r.tag
+
+
+def _range(r: Release) -> str:
+    return f"{r.kernel_min or '?'} ... {r.kernel_max}" if r.kernel_max else "no known tested range"
+
+
+def choose_systemtap_build(kernel_version: str, gcc_version: str | None = None,
+                           available_tags=None) -> tuple[str, str]:
+    """(tag, why): the release to build, limited to the tags the configured repository really has.
+
+    Why: the table knows releases the user's mirror may lack (a release newer than the mirror, a
+    mirror that carries only some tags); cloning a missing tag fails after minutes of setup. With
+    ``available_tags`` None (the repository was not asked) the table's pick is returned as it is.
+    """
+    rels = list(systemtap_releases())
+    best = _pick(rels, kernel_version, gcc_version)
+    if best is None:
+        raise LookupError("no systemtap releases in the knowledge table")
+    gcc = f" and gcc {gcc_version} meets its floor" if gcc_version else ""
+
+    def why(r: Release) -> str:
+        if r.kernel_max and kernel_in_range(kernel_version, r.kernel_min, r.kernel_max):
+            return f"{r.tag}: the newest release whose tested kernels ({_range(r)}) include {kernel_version}{gcc}"
+        return f"{r.tag}: no release's tested range includes {kernel_version}; the newest one for its era{gcc} ({_range(r)})"
+
+    if available_tags is None:
+        return best.tag, why(best) + " (the repository's tags were not asked)"
+    have = {str(t) for t in available_tags}
+    if best.tag in have:
+        return best.tag, why(best)
+    alt = _pick([r for r in rels if r.tag in have], kernel_version, gcc_version)
+    if alt is None:
+        raise LookupError(f"the repository has none of the known release tags (wanted {best.tag}); "
+                          f"set systemtap_ref to one of its tags")
+    return alt.tag, (f"{best.tag} would be the pick ({_range(best)}) but the repository has no such tag; "
+                     f"among the tags it has, {why(alt)}")
+
+
+def parse_ls_remote_tags(text: str) -> dict[str, str]:
+    """`git ls-remote --tags URL` output -> {tag: commit}; an annotated tag's peeled line (^{}) wins,
+    so the value is the commit the tag names, which is what a clone at that tag checks out."""
+    tags: dict[str, str] = {}
+    peeled: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        m = re.fullmatch(r"([0-9a-f]{40,64})\trefs/tags/([A-Za-z0-9._/+-]+?)(\^\{\})?", line.strip())
+        if m:
+            (peeled if m.group(3) else tags)[m.group(2)] = m.group(1)
+    tags.update(peeled)
+    return tags
 
 
 # ---------------------------------------------------------------- distributions

@@ -49,7 +49,7 @@ VMLINUX_CANDIDATES = (
     "/lib/modules/{R}/vmlinux", "/lib/modules/{R}/build/vmlinux", "/usr/lib/debug/vmlinux-{R}",
 )
 STAP_DIRS = ("/usr/local/bin", "/usr/bin", "/bin", "/opt/systemtap/current/bin", "/usr/local/sbin", "/usr/sbin")
-ENV_KEYS = ("DEBUGINFOD_URLS", "SYSTEMTAP_DIR")
+ENV_KEYS = ("DEBUGINFOD_URLS", "SYSTEMTAP_DIR", "STAPDOCTOR_SYSTEMTAP_REPO")
 
 
 @dataclass
@@ -465,6 +465,11 @@ def collect(root: str = "/", *, pid: int | None = None, binary: str | None = Non
             snap.commands["stap-V"] = rec
     snap.user = _user(r)
     snap.env = _env(r)
+    repo = snap.env.get("STAPDOCTOR_SYSTEMTAP_REPO", "")
+    if run_commands and repo:
+        # The systemtap repository the playbooks build from (their systemtap_git_url): which release tags it
+        # really has decides the remedy's ref. Asked only when the user names it: `check` stays offline.
+        snap.commands["systemtap-tags"] = _run(["git", "ls-remote", "--tags", "--", repo], timeout=30)
     if pid is not None or binary is not None:
         from . import target
         snap.target = target.collect_target(r, pid=pid, binary=binary)

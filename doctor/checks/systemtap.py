@@ -5,12 +5,28 @@ from .. import knowledge
 from . import Finding, check
 
 
-def _stap_install_fix(ctx) -> str:
+def build_choice(ctx) -> tuple[str | None, str]:
+    """(ref, why) as the systemtap role decides it: from the table, limited to the tags of the repository
+    named by STAPDOCTOR_SYSTEMTAP_REPO when it was asked (`git ls-remote --tags`)."""
     ver, _ = ctx.kernel_version
+    res = ctx.snap.commands.get("systemtap-tags")
+    tags = None
+    note = ""
+    if res is not None:
+        if res.get("rc") == 0:
+            tags = list(knowledge.parse_ls_remote_tags(res.get("stdout", "")))
+        else:
+            note = f" (could not list the tags of {ctx.snap.env.get('STAPDOCTOR_SYSTEMTAP_REPO', 'the repository')}: " \
+                   f"{(res.get('error') or res.get('stderr') or '').strip()[:200]})"
     try:
-        ref = knowledge.choose_systemtap_ref(ver, ctx.kernel_gcc)
-    except LookupError:
-        ref = None
+        ref, why = knowledge.choose_systemtap_build(ver, ctx.kernel_gcc, tags)
+    except LookupError as e:
+        return None, str(e)
+    return ref, why + note
+
+
+def _stap_install_fix(ctx) -> str:
+    ref, _ = build_choice(ctx)
     build = ctx.play("systemtap") + (f" -e systemtap_ref={ref}" if ref else "")
     pk = ctx.packages
     return build + (f"   or the distribution's package: {pk['systemtap_package']}" if pk else "")
@@ -53,13 +69,11 @@ def kernel_range(ctx) -> Finding:
         lo, hi, src = row.kernel_min, row.kernel_max, f"knowledge table ({row.source})"
     if knowledge.kernel_in_range(kver, lo, hi):
         return Finding("", title, "pass", f"kernel {kver} within {lo} ... {hi} ({src})")
-    try:
-        ref = knowledge.choose_systemtap_ref(kver, ctx.kernel_gcc)
-    except LookupError:
-        ref = "the newest release"
+    ref, why = build_choice(ctx)
     return Finding("", title, "warn", f"kernel {kver} ({ksrc}) is outside systemtap {ver.version}'s tested range "
-                   f"{lo} ... {hi} ({src}): pass 4 may fail; build {ref}",
-                   ctx.play("systemtap") + f" -e systemtap_ref={ref}   (then confirm with stapdoctor check --deep)")
+                   f"{lo} ... {hi} ({src}): pass 4 may fail; build {ref or 'the newest release'} ({why})",
+                   ctx.play("systemtap") + (f" -e systemtap_ref={ref}" if ref else "")
+                   + "   (then confirm with stapdoctor check --deep)")
 
 
 @check("stap.deep", "systemtap")

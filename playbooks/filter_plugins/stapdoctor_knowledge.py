@@ -69,6 +69,28 @@ def stapdoctor_systemtap_ref(kernel_version: str, gcc_version: str | None = None
         raise AnsibleFilterError(f"stapdoctor knowledge: cannot choose a systemtap ref: {err}") from err
 
 
+def stapdoctor_systemtap_build(kernel_version: str, gcc_version: str | None = None, tags=None) -> dict:
+    """{'ref', 'why'}: the release to build, among the tags the repository has (``tags``: a list, or the
+    {tag: commit} of stapdoctor_git_tags; None when the repository was not asked)."""
+    try:
+        ref, why = _knowledge().choose_systemtap_build(str(kernel_version), gcc_version or None,
+                                                       None if tags is None else list(tags))
+    except (LookupError, OSError) as err:
+        raise AnsibleFilterError(f"stapdoctor knowledge: cannot choose a systemtap ref: {err}") from err
+    return {"ref": ref, "why": why}
+
+
+def stapdoctor_git_refs(ls_remote_output: str) -> dict:
+    """`git ls-remote --tags --heads URL` output -> {tag or branch: commit} (annotated tags peeled)."""
+    refs = {}
+    for line in (ls_remote_output or "").splitlines():
+        m = re.fullmatch(r"([0-9a-f]{40,64})\trefs/heads/([A-Za-z0-9._/+-]+)", line.strip())
+        if m:
+            refs[m.group(2)] = m.group(1)
+    refs.update(_knowledge().parse_ls_remote_tags(ls_remote_output))
+    return refs
+
+
 def stapdoctor_stap_covers(stap_version: str, kernel_version: str) -> bool | None:
     """Does this stap version's tested kernel range cover the kernel? None when unknown."""
     if not stap_version:
@@ -112,12 +134,49 @@ def stapdoctor_stap_version(stap_v_output: str) -> str | None:
     return m.group(1) if m else None
 
 
+def stapdoctor_prefix_archive_problems(path: str, version: str, limit: int = 2 << 30) -> list:
+    """What is wrong with a packed systemtap prefix before a host unpacks it as root: every member must be
+    a regular file, directory or relative symlink inside ``VERSION/`` (no absolute or '..' names, no
+    devices, no hard links, no link leading out), the whole at most ``limit`` bytes. Read on the
+    controller as a listing only; nothing is extracted there."""
+    import posixpath
+    import tarfile
+
+    problems = []
+    total = 0
+    try:
+        with tarfile.open(path, "r:gz") as tf:
+            for m in tf:
+                name = m.name.rstrip("/")
+                parts = name.split("/")
+                if name.startswith("/") or ".." in parts or parts[0] != version:
+                    problems.append(f"{m.name!r}: outside {version}/")
+                elif not (m.isfile() or m.isdir() or m.issym()):
+                    problems.append(f"{m.name!r}: not a file, directory or symlink")
+                elif m.issym():
+                    target = posixpath.normpath(posixpath.join(posixpath.dirname(name), m.linkname))
+                    if m.linkname.startswith("/") or target.split("/")[0] != version:
+                        problems.append(f"{m.name!r}: link to {m.linkname!r} leads out of {version}/")
+                total += max(m.size, 0)
+                if total > limit:
+                    problems.append(f"more than {limit} bytes unpacked")
+                    break
+                if len(problems) >= 10:
+                    break
+    except (OSError, tarfile.TarError, EOFError) as err:
+        problems.append(f"unreadable archive: {err}")
+    return problems
+
+
 class FilterModule:
     def filters(self):
         return {
             "stapdoctor_platform": stapdoctor_platform,
             "stapdoctor_systemtap_ref": stapdoctor_systemtap_ref,
             "stapdoctor_stap_covers": stapdoctor_stap_covers,
+            "stapdoctor_systemtap_build": stapdoctor_systemtap_build,
+            "stapdoctor_git_refs": stapdoctor_git_refs,
+            "stapdoctor_prefix_archive_problems": stapdoctor_prefix_archive_problems,
             "stapdoctor_upstream_version": stapdoctor_upstream_version,
             "stapdoctor_build_id_from_notes": stapdoctor_build_id_from_notes,
             "stapdoctor_stap_version": stapdoctor_stap_version,

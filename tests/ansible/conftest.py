@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stapdoctor.testing import fakestap
+from stapdoctor.testing import gitserve
 from stapdoctor.testing.testhosts import Fleet, bring_up_hosts
 
 from stapdoctor.testing.ansiblerun import PLAYBOOKS, VENV_BIN
@@ -24,6 +24,8 @@ class AnsibleEnv:
     inventory: Path
     workdir: Path
     kernel_release: str
+    #: {tag: commit} of the served systemtap repository (upstream's release trees)
+    systemtap_tags: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     def playbook(self, name: str, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
@@ -59,8 +61,8 @@ def ansible_env(tmp_path_factory):
     with bring_up_hosts(3) as fleet:
         timings = dict(fleet.timings)
         repos = workdir / "git"
-        fakestap.make_repo(repos / "systemtap.git")
-        with fakestap.git_daemon(repos, fleet.gateway) as git_url:
+        gitserve.mirror_bundle(repos / "systemtap.git")
+        with gitserve.git_daemon(repos, fleet.gateway) as git_url:
             kernel_release = _debian_kernel_release(fleet)
             for h in fleet.hosts:
                 fleet.ssh(h, "useradd", "--create-home", "alice")
@@ -71,18 +73,18 @@ def ansible_env(tmp_path_factory):
                     # The hosts run the build machine's kernel; target the Debian kernel instead
                     # (this is how a kernel that is installed but not running is prepared).
                     "kernel_release": kernel_release,
+                    # Real upstream source, built for real (systemtap_ref left to the role's choice).
                     "systemtap_install": "build",
                     "systemtap_git_url": f"{git_url}/systemtap.git",
-                    "systemtap_ref": "release-5.4",
-                    "systemtap_build_deps": ["git", "make"],
                     "systemtap_controller_cache": str(workdir / "controller-cache"),
+                    "systemtap_build_poll": 5,
                     "stap_users": ["alice"],
                 },
                 host_vars={hosts[2]: {"systemtap_install": "package"}},
             )
             timings["hosts_up_total"] = round(time.monotonic() - t0, 1)
             env = AnsibleEnv(fleet=fleet, inventory=inventory, workdir=workdir, kernel_release=kernel_release,
-                             timings=timings)
+                             systemtap_tags=gitserve.tag_commits(repos / "systemtap.git"), timings=timings)
             yield env
             report = workdir / "timings.json"
             report.write_text(json.dumps(env.timings, indent=2))

@@ -6,6 +6,7 @@ testinfra suite, the fleet table. Timings land in the session's timings.json and
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,13 +48,25 @@ def test_site_converges(ansible_env):
         assert "path-exclude=/usr/lib/debug/lib/modules/*/kernel/*" in env.fleet.ssh(
             h, "cat", "/etc/dpkg/dpkg.cfg.d/stapdoctor-debuginfo").stdout
         assert {"stapusr", "stapdev"} <= set(env.fleet.ssh(h, "id", "-nG", "alice").stdout.split())
-    # build method: built once on host1, copied to host2, switched on both
+    # build method: upstream's release-5.5 chosen (the table's 5.6 is not in the repository), compiled on
+    # host1, cached on the controller, installed from there on host2, switched on both
+    commit = env.systemtap_tags["release-5.5"]
+    assert f"systemtap release-5.5 at {commit[:12]}" in p.stdout, p.stdout[-6000:]
+    assert "release-5.6 would be the pick" in p.stdout
     for h in (h1, h2):
         v = env.fleet.ssh(h, "stap", "-V")
-        assert "version 5.4/" in v.stderr and "tested kernel versions:" in v.stderr, v.stderr
-        assert env.fleet.ssh(h, "readlink", "/opt/systemtap/current").stdout.strip() == "5.4"
-    assert env.fleet.ssh(h1, "test", "-d", "/usr/local/src/systemtap/5.4/.git").returncode == 0
+        assert "version 5.5/" in v.stdout and "tested kernel versions: 3.10 ... 7.0" in v.stdout, v.stdout + v.stderr
+        assert env.fleet.ssh(h, "readlink", "/opt/systemtap/current").stdout.strip() == "5.5"
+        record = json.loads(env.fleet.ssh(h, "cat", "/opt/systemtap/5.5/.stapdoctor-build.json").stdout)
+        assert record["commit"] == commit and record["built_on"] == h1.name, record
+        assert "libdw1" in record["runtime_packages"], record
+    assert env.fleet.ssh(h1, "test", "-d", "/usr/local/src/systemtap/5.5/.git").returncode == 0
+    log = env.fleet.ssh(h1, "cat", "/usr/local/src/systemtap/build-5.5.log").stdout
+    assert "==== " in log and "make install" in log, log[-2000:]
     assert env.fleet.ssh(h2, "test", "-e", "/usr/local/src/systemtap", check=False).returncode != 0, "host2 built too"
+    cached = sorted(p.name for p in (env.workdir / "controller-cache").iterdir())
+    assert cached == [f"debian-12-x86_64-release-5.5-{commit[:12]}.tar.gz"], cached
+    assert "RETRYING: [" in p.stdout and "Compiling systemtap (a heartbeat line per poll)" in p.stdout, "no heartbeat"
     # package method on host3: Debian's own systemtap
     q = env.fleet.ssh(h3, "dpkg-query", "-W", "-f", "${Status}", "systemtap")
     assert q.stdout == "install ok installed"
@@ -78,17 +91,42 @@ def test_check_mode_on_converged_hosts_changes_nothing(ansible_env):
 
 
 def test_failed_build_keeps_the_working_stap(ansible_env):
+    """release-5.4's real source, its compiler swapped for /bin/false: configure passes, make fails."""
     env = ansible_env
     h1, h2, _ = env.fleet.hosts
     p = _timed(env, "failed_build", "site.yml", "--tags", "systemtap", "-l", f"{h1.name},{h2.name}",
-               "-e", "systemtap_ref=release-5.5")
+               "-e", "systemtap_ref=release-5.4", "-e", '{"systemtap_make_extra_args": ["CXX=/bin/false"]}')
     assert p.returncode != 0
-    assert "simulated failure halfway" in p.stdout
-    assert "The stap in use was not replaced" in p.stdout
+    assert "The stap in use was not replaced" in p.stdout, p.stdout[-4000:]
+    assert "/usr/local/src/systemtap/build-5.4.log" in p.stdout
+    assert env.fleet.ssh(h1, "cat", "/usr/local/src/systemtap/build-5.4.log.step").stdout.strip() == "make"
+    assert "no verified build of systemtap release-5.4" in p.stdout  # host2 waited for it, changed nothing
     for h in (h1, h2):
-        assert "version 5.4/" in env.fleet.ssh(h, "stap", "-V").stderr
-        assert env.fleet.ssh(h, "test", "-e", "/opt/systemtap/5.5", check=False).returncode != 0
-        assert env.fleet.ssh(h, "readlink", "/opt/systemtap/current").stdout.strip() == "5.4"
+        assert "version 5.5/" in env.fleet.ssh(h, "stap", "-V").stdout
+        assert env.fleet.ssh(h, "test", "-e", "/opt/systemtap/5.4", check=False).returncode != 0
+        assert env.fleet.ssh(h, "readlink", "/opt/systemtap/current").stdout.strip() == "5.5"
+
+
+def test_pinned_commit_mismatch_builds_nothing(ansible_env):
+    env = ansible_env
+    h1, _, _ = env.fleet.hosts
+    p = _timed(env, "pinned_mismatch", "site.yml", "--tags", "systemtap", "-l", h1.name,
+               "-e", "systemtap_ref=release-5.4", "-e", "systemtap_git_commit=" + "0" * 40)
+    assert p.returncode != 0
+    assert "not the pinned systemtap_git_commit" in p.stdout, p.stdout[-3000:]
+    assert env.fleet.ssh(h1, "test", "-e", "/usr/local/src/systemtap/5.4/configure", check=False).returncode != 0
+
+
+def test_a_later_run_installs_from_the_controller_cache(ansible_env):
+    """host2 loses its prefix; the next run installs the cached build again, compiling nothing."""
+    env = ansible_env
+    _, h2, _ = env.fleet.hosts
+    env.fleet.ssh(h2, "rm", "-rf", "/opt/systemtap/5.5")
+    p = _timed(env, "reinstall_from_cache", "site.yml", "--tags", "systemtap", "-l", h2.name)
+    assert p.returncode == 0, p.stdout[-4000:]
+    assert "Compiling systemtap" not in p.stdout
+    assert "version 5.5/" in env.fleet.ssh(h2, "stap", "-V").stdout
+    assert env.fleet.ssh(h2, "test", "-e", "/usr/local/src/systemtap", check=False).returncode != 0
 
 
 def test_testinfra_suite_passes(ansible_env):

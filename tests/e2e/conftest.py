@@ -21,6 +21,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +38,13 @@ ARTEFACTS = artefacts_dir(REPO)
 FAILED: set[str] = set()
 #: The host-compiled module for the nginx and idle profiles (path inside the devel root and the VM).
 NGINX_MODULE = "/root/nginx-profile.ko"
+#: busy.c's profile module on Debian 12, compiled by the systemtap the playbooks built.
+BUSY_MODULE = "/root/busy-profile.ko"
+BUSY_C = REPO / "tests/data/e2e/busy.c"
+#: The systemtap_build role's controller cache for the e2e tier: kept between runs like the VM images, so
+#: a warm run installs the verified build without compiling (a cold one compiles it on the builder).
+SYSTEMTAP_BUILDS = Path(os.environ.get("STAPDOCTOR_SYSTEMTAP_BUILDS", "/var/cache/stapdoctor/systemtap-builds"))
+BUILDER = "stapdoctor-builder1"
 
 
 def pytest_sessionfinish(session):
@@ -138,9 +147,112 @@ def _bookworm_run(lib: Path, machines: list[vmh.VM]) -> dict[str, subprocess.Com
             record_time(f"bookworm: {argv}" + (" (stap pass 4 in the VM)" if "deep" in name else ""),
                         time.monotonic() - t0)
             save(machine, name, p)
+        _bookworm_fix(machine, image, lib, out)
         return out
     finally:
         machine.stop()
+
+
+def _timed_run(machine: vmh.VM, out: dict, name: str, argv, label: str, timeout: float) -> subprocess.CompletedProcess:
+    t0 = time.monotonic()
+    out[name] = p = machine.run(argv, check=False, timeout=timeout)
+    record_time(label, time.monotonic() - t0)
+    save(machine, name, p)
+    return p
+
+
+def _bookworm_fix(machine: vmh.VM, image: vmh.Image, lib: Path, out: dict) -> None:
+    """The seed's day on the failing kernel, fixed by the product: site.yml (systemtap_install=auto) over a
+    Debian 12 test host (the builder, native speed) and the VM; then check, check --deep and a profile in
+    the VM with the built stap. Results go into ``out`` (fix-*) for the tests to assert on."""
+    from stapdoctor.testing import gitserve, testhosts
+
+    work = Path(tempfile.mkdtemp(prefix="stapdoctor-e2e-fix."))  # 0700
+    try:
+        t0 = time.monotonic()
+        with testhosts.bring_up_hosts(1, name_prefix="stapdoctor-builder") as fleet:
+            record_time("bookworm fix: builder test host up", time.monotonic() - t0)
+            gitserve.mirror_bundle(work / "git/systemtap.git")
+            out["fix-tags"] = gitserve.tag_commits(work / "git/systemtap.git")
+            with gitserve.git_daemon(work / "git", fleet.gateway) as url:
+                hosts = fleet.ansible_host_vars()
+                hosts["vm-bookworm"] = {
+                    "ansible_host": "127.0.0.1", "ansible_port": machine.port, "ansible_user": "root",
+                    "ansible_ssh_private_key_file": str(image.ssh_key),
+                    "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+                    "ansible_python_interpreter": "/usr/bin/python3"}
+                inventory = work / "inventory.json"
+                inventory.write_text(json.dumps({"all": {"children": {"stap_hosts": {"hosts": hosts, "vars": {
+                    "systemtap_install": "auto",
+                    "systemtap_git_url": f"{url}/systemtap.git",
+                    "systemtap_controller_cache": str(SYSTEMTAP_BUILDS),
+                    "systemtap_build_on": BUILDER,
+                    "systemtap_build_poll": 10,
+                }}}}}))
+                env = os.environ | {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_TIMEOUT": "60",
+                                    "ANSIBLE_CONFIG": str(REPO / "playbooks/ansible.cfg"),
+                                    "ANSIBLE_LOG_PATH": str(machine.log_dir / "ansible-fix.log")}
+                argv = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
+                        str(REPO / "playbooks/site.yml"), "--tags", "systemtap"]
+                t0 = time.monotonic()
+                p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=3600,
+                                   cwd=REPO / "playbooks")
+                record_time("bookworm fix: site.yml --tags systemtap, auto (builder + VM)", time.monotonic() - t0)
+                out["fix-ansible"] = p
+                save(machine, "fix-ansible", p)
+        if p.returncode != 0:
+            return
+        out["fix-record"] = machine.run("cat /opt/systemtap/current/.stapdoctor-build.json", check=False)
+        out["fix-stap -V"] = machine.run("stap -V 2>&1", check=False)
+        _timed_run(machine, out, "fix-check-json", "stapdoctor check --json", "bookworm fix: check --json", 300)
+        _timed_run(machine, out, "fix-check-deep", "stapdoctor check --deep --json",
+                   "bookworm fix: check --deep with the built stap (pass 4 + hello probe in the VM)", 2400)
+        _busy_profile(machine, image, lib, out, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _busy_profile(machine: vmh.VM, image: vmh.Image, lib: Path, out: dict, work: Path) -> None:
+    """busy.c profiled in the VM with a module the built stap compiled on the host (a chroot of the image
+    with the cached build unpacked at its prefix): compile-here/run-there, as the nginx profile does."""
+    record = json.loads(out["fix-record"].stdout)
+    version = record["ref"].removeprefix("release-")
+    archive = SYSTEMTAP_BUILDS / f"debian-12-x86_64-{record['ref']}-{record['commit'][:12]}.tar.gz"
+    t0 = time.monotonic()
+    with vmh.devel_root(image, packages=()) as root:
+        install_stapdoctor_in_root(root, lib)
+        prefix_root = root / "opt/systemtap"
+        shutil.rmtree(prefix_root / version, ignore_errors=True)
+        prefix_root.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["tar", "-xzf", str(archive), "-C", str(prefix_root), "--no-same-owner"], check=True)
+        shutil.copy2(BUSY_C, root / "root/busy.c")
+        vmh.chroot_run(root, ["gcc", "-g", "-O1", "-fno-omit-frame-pointer", "-o", "/root/busy", "/root/busy.c"])
+        for f in (root / "root").glob("busy-profile.ko*"):
+            f.unlink()
+        argv = ["/usr/local/bin/stapdoctor", "profile", "--compile-only", BUSY_MODULE, "-r", image.kernel_release,
+                "--stap", f"/opt/systemtap/{version}/bin/stap", "--exe", "/root/busy"]
+        out["fix-compile"] = p = vmh.chroot_run(root, argv, timeout=1800)
+        record_time("bookworm fix: profile --compile-only busy with the built stap (host chroot)", time.monotonic() - t0)
+        (machine.log_dir / "fix-compile.stdout").write_text(p.stdout)
+        (machine.log_dir / "fix-compile.stderr").write_text(p.stderr)
+        if p.returncode != 0:
+            return
+        files = [root / "root/busy", *sorted((root / "root").glob("busy-profile.ko*"))]
+        for f in files:
+            shutil.copy2(f, work / f.name)
+    out["fix-compile-meta"] = json.loads((work / "busy-profile.ko.json").read_text())
+    for f in files:
+        machine.copy_in(work / f.name, f"/root/{f.name}")
+    _timed_run(machine, out, "fix-profile",
+               ["stapdoctor", "profile", "-o", "/root/prof-busy", "--module", BUSY_MODULE, "--duration", "15",
+                "--", "/root/busy"], "bookworm fix: profile --module busy, 15 s", 900)
+    dest = work / "prof"
+    dest.mkdir()
+    machine.copy_out("/root/prof-busy", dest)
+    folded = sorted((dest / "prof-busy").glob("*.folded"))
+    svgs = sorted((dest / "prof-busy").glob("*.svg"))
+    out["fix-folded"] = folded[0].read_text() if folded else ""
+    out["fix-svg"] = svgs[0].read_text() if svgs else ""
 
 
 def _compile_nginx_module(lib: Path, dest: Path) -> dict:
@@ -186,7 +298,7 @@ class Background:
         if "bookworm" in self.wanted:
             self.jobs["bookworm"] = self.pool.submit(_bookworm_run, self.lib, self.machines)
 
-    def result(self, name: str, timeout: float = 3000):
+    def result(self, name: str, timeout: float = 5400):
         """Wait for a job; its exception (a harness error, say) fails the test that needs it."""
         self.start()
         if name not in self.jobs:
