@@ -6,7 +6,10 @@ format strings, must parse back to its version, elfutils version, build string a
 """
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -243,18 +246,23 @@ def test_stap_V_of_every_release_parses(version):
         assert got.features and all(re.fullmatch(r"[A-Z0-9_]+", f) for f in got.features)
 
 
-def test_check_reads_stap_1_8(host_root):
+def test_check_reads_stap_1_8(host_root, tmp_path):
     """Ubuntu 12.10 and Fedora 17 shipped 1.x: `check` used to call its stap -V 'not stap -V output'."""
     src = (UPSTREAM / "release-1.8" / "session.cxx").read_text()
     text = rendered("1.8", src, "0.153", "0.153", "non-git sources")
     assert text.startswith("Systemtap translator/driver (version 1.8/0.153 non-git sources)\n")
     root = host_root("ubuntu-12.10", stap=("", text, 0))  # 1.8 writes with clog: stderr
-    got = {f.id: f for f in checks.run_checks(snapshot.collect(str(root)))}
+    snap = tmp_path / "snap.json"
+    cli = [sys.executable, "-m", "stapdoctor.doctor"]
+    r = subprocess.run([*cli, "snapshot", "--root", str(root), "-o", str(snap)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([*cli, "check", "--snapshot", str(snap), "--json"], capture_output=True, text=True)
+    assert "Traceback" not in r.stderr and "not stap -V output" not in r.stdout
+    got = {f["id"]: f for f in json.loads(r.stdout)["findings"]}
     inst = got["stap.installed"]
-    assert inst.status == "pass" and "not stap -V output" not in inst.evidence
-    assert "systemtap 1.8 (elfutils 0.153, non-git sources)" in inst.evidence
+    assert inst["status"] == "pass" and "systemtap 1.8 (elfutils 0.153, non-git sources)" in inst["evidence"]
     rng = got["stap.kernel_range"]
-    assert rng.status == "warn" and "prints no tested range" in rng.evidence
+    assert rng["status"] == "warn" and "prints no tested range" in rng["evidence"]
 
 
 def test_check_applies_the_real_floor_to_stap_5_0(host_root):
