@@ -275,3 +275,33 @@ def test_check_applies_the_real_floor_to_stap_5_0(host_root):
     assert f.status == "warn" and "3.5.5" in f.evidence
     assert "which prints 2.6.32" in f.evidence and "oldest supported kernel is 3.10" in f.evidence
     assert "systemtap_ref=release-4.9" in f.remedy
+
+
+# ---------------------------------------------------------------- real outputs and hostile first lines
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "doctor" / "stap-V" / "stap-V-samples.txt"
+
+
+def test_real_samples_keep_their_whole_build_string():
+    """Build strings run to the line's last ')': 'Debian version 4.2-3ubuntu0.1 (focal)' lost its ')' before."""
+    blocks = [b.split("\n", 1)[1] for b in SAMPLES.read_text().split("=== source:")[1:]]
+    assert len(blocks) >= 20
+    for body in blocks:
+        first = body.splitlines()[0]
+        want = re.fullmatch(r"Systemtap translator/driver \(version ([^/]+)/([0-9.]+)(?:/[0-9.]+)?, (.*)\)", first)
+        got = parsers.parse_stap_version(body)
+        assert (got.version, got.elfutils, got.build) == want.groups(), first
+    assert parsers.parse_stap_version(
+        "Systemtap translator/driver (version 4.2/0.176, Debian version 4.2-3ubuntu0.1 (focal))\n"
+    ).build == "Debian version 4.2-3ubuntu0.1 (focal)"
+
+
+@pytest.mark.parametrize("line,why", [
+    ("Systemtap translator/driver (version 1.8/0.153x)", "version glued to junk"),
+    ("Systemtap translator/driver (version 1.8/0.153 no closing parenthesis", "unterminated"),
+    # A host's junk must not make the parser backtrack: a regex over the rest of the line (commit 728c382)
+    # took 10 s on 2,000 spaces and grows cubically; string work rejects this at once.
+    ("Systemtap translator/driver (version 1/1" + " " * 20000 + "x", "long junk"),
+])
+def test_hostile_first_lines_are_rejected(line, why):
+    with pytest.raises(parsers.ParseError, match="not stap -V output"):
+        parsers.parse_stap_version(line)
