@@ -19,13 +19,21 @@ class Release:
     version: str
     tag: str
     date: str | None
-    kernel_min: str | None
+    kernel_min: str | None       # exactly what `stap -V` prints ("tested kernel versions: MIN ... MAX")
     kernel_max: str | None
     gcc_min: str | None
     needs_cxx11: bool
     elfutils_min: str | None
     source: str
     notes: str = ""
+    supported_min: str | None = None   # the real floor where the printed minimum is stale (5.0, 5.1: 3.10)
+    version_stream: str | None = None  # "stderr" (clog, before 2.7) or "stdout" (cout, from 2.7)
+    respin_of: str | None = None       # "4.9" for the upstream re-tag release-4.9a
+
+    @property
+    def floor(self) -> str | None:
+        """The oldest kernel this release supports: NEWS 5.0's 3.10 beats the 2.6.32 that 5.0 and 5.1 print."""
+        return higher_kernel(self.kernel_min, self.supported_min)
 
 
 def _load(name: str) -> dict:
@@ -34,24 +42,38 @@ def _load(name: str) -> dict:
 
 
 @lru_cache(maxsize=None)
-def systemtap_releases() -> tuple[Release, ...]:
-    """All known releases, oldest first."""
+def _release_rows() -> tuple[Release, ...]:
     rows = []
     for r in _load("systemtap_releases.toml").get("release", []):
         rows.append(Release(
             version=str(r["version"]), tag=r.get("tag", f"release-{r['version']}"), date=r.get("date"),
             kernel_min=r.get("kernel_min"), kernel_max=r.get("kernel_max"), gcc_min=r.get("gcc_min"),
             needs_cxx11=bool(r.get("needs_cxx11", False)), elfutils_min=r.get("elfutils_min"),
-            source=r.get("source", ""), notes=r.get("notes", "")))
-    rows.sort(key=lambda r: version_key(r.version))
+            source=r.get("source", ""), notes=r.get("notes", ""), supported_min=r.get("supported_min"),
+            version_stream=r.get("version_stream"), respin_of=r.get("respin_of")))
+    rows.sort(key=lambda r: version_key(r.version))  # stable: a re-tag stays after its base
     return tuple(rows)
 
 
+def systemtap_releases(include_respins: bool = False) -> tuple[Release, ...]:
+    """All known releases, oldest first.
+
+    Upstream re-tags (release-4.9a, release-5.0a: same session.cxx, no NEWS entry) are left out unless asked
+    for, so a choice among releases names the base release's tag.
+    """
+    rows = _release_rows()
+    return rows if include_respins else tuple(r for r in rows if r.respin_of is None)
+
+
 def release_for(stap_version: str) -> Release | None:
-    """The table row for an installed stap version (matching major.minor)."""
+    """The table row for an installed stap version (an exact match, e.g. '4.9a', else major.minor)."""
+    rows = systemtap_releases(include_respins=True)
+    for r in rows:
+        if r.version == stap_version:
+            return r
     mm = ".".join(stap_version.split(".")[:2])
-    for r in systemtap_releases():
-        if r.version == mm or r.version == stap_version:
+    for r in rows:
+        if r.version == mm and r.respin_of is None:
             return r
     return None
 
@@ -83,30 +105,63 @@ def kernel_key(v: str) -> tuple:
     return (tuple(nums[:3]), 1, 0)
 
 
+def higher_kernel(a: str | None, b: str | None) -> str | None:
+    """The later of two kernel versions (either may be None)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return b if kernel_key(b) > kernel_key(a) else a
+
+
+_SERIES_MAX = re.compile(r"\s*(\d+)\.(\d+)\s*")              # "4.11", "7.0": the whole series
+_ANY_RC_MAX = re.compile(r"\s*(\d+)\.(\d+)(?:\.0)?-rc\s*")    # "6.15-rc", "5.10.0-rc": some rc of it
+
+
 def kernel_in_range(kernel: str, lo: str | None, hi: str | None) -> bool:
-    """Is the kernel inside stap's tested range? The range's last entry counts as its whole
-    minor series' pre-releases only: '6.1.0-rc3' does not cover 6.1.176, as stap 4.8 proves on
-    Debian 12 (pass 4 fails there)."""
+    """Is the kernel inside stap's tested range, as `stap -V` prints it?
+
+    The maximum's forms (all printed by some release, see systemtap_releases.toml):
+      X.Y            the whole X.Y.y series was tested ("4.11", 5.5's "7.0");
+      X.Y.0          that release only: 4.3's "5.7.0" does not cover 5.7.1;
+      X.Y-rcN, X.Y.0-rcN, X.Y-rc0
+                     up to that pre-release: '6.1.0-rc3' covers neither 6.1.0 nor 6.1.176, as stap 4.8
+                     proves on Debian 12 (pass 4 fails there); rc0 is the merge window before rc1;
+      X.Y-rc, X.Y.0-rc
+                     some release candidate of X.Y: every X.Y-rcN, not the X.Y release ("6.15-rc" leaves
+                     6.15.y out).
+    """
     k = kernel_key(kernel)
     if lo and k < kernel_key(lo):
         return False
     if hi is None:
         return True
-    if re.fullmatch(r"\s*\d+\.\d+\s*", hi):
-        # "4.11" as the top of the range: the whole 4.11.y series was tested.
-        return k[0][:2] <= kernel_key(hi)[0][:2]
+    m = _SERIES_MAX.fullmatch(hi)
+    if m:
+        return k[0][:2] <= (int(m.group(1)), int(m.group(2)))
+    m = _ANY_RC_MAX.fullmatch(hi)
+    if m:
+        return k < ((int(m.group(1)), int(m.group(2)), 0), 1, 0)
     return k <= kernel_key(hi)
+
+
+def supported_floor(stap_version: str, printed_min: str | None) -> str | None:
+    """The oldest kernel a stap version supports: what it prints, raised to the release's real floor
+    (5.0 and 5.1 print 2.6.32, but NEWS 5.0 makes 3.10 the oldest supported)."""
+    r = release_for(stap_version)
+    return higher_kernel(printed_min, r.supported_min if r else None)
 
 
 def stap_covers_kernel(stap_version: str, kernel_release: str,
                        tested_range: tuple[str, str] | None = None) -> bool | None:
-    """True/False when known; None when neither stap -V nor the table give a range."""
+    """True/False when known; None when neither stap -V nor the table give a range.
+
+    tested_range is what this stap printed; the release's real floor (supported_min) still applies.
+    """
     if tested_range is None:
         r = release_for(stap_version)
         if r is None or r.kernel_max is None:
             return None
         tested_range = (r.kernel_min, r.kernel_max)
-    return kernel_in_range(kernel_release, tested_range[0], tested_range[1])
+    return kernel_in_range(kernel_release, supported_floor(stap_version, tested_range[0]), tested_range[1])
 
 
 def _pick(rels: list[Release], kernel_version: str, gcc_version: str | None) -> Release | None:
@@ -119,13 +174,13 @@ def _pick(rels: list[Release], kernel_version: str, gcc_version: str | None) -> 
     def gcc_ok(r: Release) -> bool:
         return not (gcc_version and r.gcc_min and version_key(gcc_version) < version_key(r.gcc_min))
 
-    covering = [r for r in rels if r.kernel_max and kernel_in_range(kernel_version, r.kernel_min, r.kernel_max)
+    covering = [r for r in rels if r.kernel_max and kernel_in_range(kernel_version, r.floor, r.kernel_max)
                 and gcc_ok(r)]
     if covering:
         return covering[-1]
     k = kernel_key(kernel_version)
     for r in reversed(rels):
-        if r.kernel_min and k < kernel_key(r.kernel_min):
+        if r.floor and k < kernel_key(r.floor):
             continue
         if gcc_ok(r):
             return r
@@ -159,7 +214,7 @@ def choose_systemtap_build(kernel_version: str, gcc_version: str | None = None,
     gcc = f" and gcc {gcc_version} meets its floor" if gcc_version else ""
 
     def why(r: Release) -> str:
-        if r.kernel_max and kernel_in_range(kernel_version, r.kernel_min, r.kernel_max):
+        if r.kernel_max and kernel_in_range(kernel_version, r.floor, r.kernel_max):
             return f"{r.tag}: the newest release whose tested kernels ({_range(r)}) include {kernel_version}{gcc}"
         return f"{r.tag}: no release's tested range includes {kernel_version}; the newest one for its era{gcc} ({_range(r)})"
 

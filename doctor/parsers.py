@@ -48,19 +48,33 @@ class StapVersion:
     features: tuple[str, ...]
 
 
-_VER = re.compile(r"Systemtap translator/driver \(version ([0-9][0-9A-Za-z.+~-]*)/([0-9][0-9.]*)(?:/[0-9.]+)?(?:,\s*([^)]*))?\)")
-_TESTED = re.compile(r"tested kernel versions:\s*(\S+)\s*\.\.\.\s*(\S+)")
+# The first line of every release's version() (session.cxx):
+#   1.x      "(version %s/%s %s)"   VERSION, dwfl_version(), GIT_MESSAGE      -- no comma
+#   2.0-2.5  "(version %s/%s, %s)"  VERSION, dwfl_version(), STAP_EXTENDED_VERSION
+#   2.6+     "(version %s)"         version_string(): VERSION "/" runtime-elfutils ["/" build-elfutils] ", " extended
+# The build string runs to the line's last ')': it may hold commas and parentheses
+# ("git branch master, url ..., commit ...", "Debian version 4.2-3ubuntu0.1 (focal)").
+_VER = re.compile(r"Systemtap translator/driver \(version ([0-9][0-9A-Za-z.+~-]*)/([0-9][0-9.]*)(?:/[0-9.]*)?")
+_TESTED = re.compile(r"tested kernel versions:[ \t]*(\S+)[ \t]*\.\.\.[ \t]*(\S+)")
 
 
 def parse_stap_version(text: str) -> StapVersion:
-    """Parse `stap -V` (stdout from 2.7 on, stderr before: pass both joined)."""
-    m = _VER.search(text or "")
-    if not m:
+    """Parse `stap -V` of any release, 1.x to now (stdout from 2.7 on, stderr before: pass both joined)."""
+    text = text or ""
+    head = None
+    for m in _VER.finditer(text):
+        end = text.find("\n", m.end())
+        rest = text[m.end():end if end >= 0 else len(text)].rstrip()
+        # The rest of the line: "[,] [build])". Plain string work: a regex here backtracks badly on junk.
+        if rest.endswith(")") and rest[:1] in (",", " ", "\t", ")"):
+            head, build = m, rest[:-1].removeprefix(",").strip() or None
+            break
+    if head is None:
         first = (text or "").strip().splitlines()[:1]
         raise ParseError(f"not stap -V output (first line: {first[0][:120]!r})" if first else "empty stap -V output")
     t = _TESTED.search(text)
-    feats = re.search(r"enabled features:\s*(.*)", text)
-    return StapVersion(version=m.group(1), elfutils=m.group(2), build=(m.group(3) or None),
+    feats = re.search(r"enabled features:[ \t]*(.*)", text)
+    return StapVersion(version=head.group(1), elfutils=head.group(2), build=build,
                        tested_min=t.group(1) if t else None, tested_max=t.group(2) if t else None,
                        features=tuple(feats.group(1).split()) if feats else ())
 

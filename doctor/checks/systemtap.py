@@ -67,6 +67,10 @@ def kernel_range(ctx) -> Finding:
                            "table has none: cannot tell whether it supports kernel " + kver,
                            "run `stapdoctor check --deep` to compile a probe")
         lo, hi, src = row.kernel_min, row.kernel_max, f"knowledge table ({row.source})"
+    floor = knowledge.supported_floor(ver.version, lo)
+    if floor != lo:  # 5.0/5.1 print 2.6.32, but support 3.10 and later only (NEWS 5.0)
+        src += f", which prints {lo}; the knowledge table's oldest supported kernel is {floor}"
+        lo = floor
     if knowledge.kernel_in_range(kver, lo, hi):
         return Finding("", title, "pass", f"kernel {kver} within {lo} ... {hi} ({src})")
     ref, why = build_choice(ctx)
