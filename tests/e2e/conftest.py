@@ -255,28 +255,44 @@ def _busy_profile(machine: vmh.VM, image: vmh.Image, lib: Path, out: dict, work:
     out["fix-svg"] = svgs[0].read_text() if svgs else ""
 
 
-def _compile_nginx_module(lib: Path, dest: Path) -> dict:
-    """`stapdoctor profile --compile-only` in a host chroot of the unstable image (its stap, gcc and
-    nginx; the kernel headers of its kernel), as a user compiles on a build box for other hosts."""
+#: The kernel-stacks profile module (profile --kernel) for syscalls.c, compiled with the kernel's -dbg.
+KERNEL_MODULE = "/root/kernel-syscalls.ko"
+SYSCALLS_C = REPO / "tests/data/e2e/syscalls.c"
+
+
+def _compile_host_modules(lib: Path, dest: Path) -> dict:
+    """`stapdoctor profile --compile-only` in a host chroot of the unstable image (its stap, gcc, nginx;
+    the kernel headers and, for --kernel, the -dbg of its kernel), as a user compiles on a build box for
+    other hosts: the nginx module (user stacks) and the syscalls.c module (--kernel)."""
     image = _image("unstable")
     t0 = time.monotonic()
-    with vmh.devel_root(image, packages=("linux-headers-{krel}",)) as root:
-        record_time("host: kernel headers in the devel root (install or cache hit)", time.monotonic() - t0)
+    with vmh.devel_root(image, packages=("linux-headers-{krel}", "linux-image-{krel}-dbg")) as root:
+        record_time("host: kernel headers + -dbg in the devel root (install or cache hit)", time.monotonic() - t0)
         install_stapdoctor_in_root(root, lib)
-        for f in (root / "root").glob("nginx-profile.ko*"):
-            f.unlink()
-        argv = ["/usr/local/bin/stapdoctor", "profile", "--compile-only", NGINX_MODULE, "-r", image.kernel_release,
-                "--exe", "/usr/sbin/nginx"]
-        t0 = time.monotonic()
-        p = vmh.chroot_run(root, argv, timeout=1800)
-        record_time("host: stapdoctor profile --compile-only (nginx, -r the VM's kernel)", time.monotonic() - t0)
+        shutil.copy2(SYSCALLS_C, root / "root/syscalls.c")
+        vmh.chroot_run(root, ["gcc", "-g", "-O1", "-fno-omit-frame-pointer", "-o", "/root/syscalls",
+                              "/root/syscalls.c"])
         dest.mkdir(parents=True, exist_ok=True)
-        (dest / "compile.stdout").write_text(p.stdout)
-        (dest / "compile.stderr").write_text(p.stderr)
-        files = sorted(root.joinpath(NGINX_MODULE.lstrip("/")).parent.glob("nginx-profile.ko*"))
-        for f in files:
-            shutil.copy2(f, dest / f.name)
-    return {"proc": p, "argv": argv, "dir": dest, "files": [f.name for f in files], "path": NGINX_MODULE}
+        out = {"dir": dest}
+        for key, path, extra, label in (
+                ("nginx", NGINX_MODULE, ["--exe", "/usr/sbin/nginx"], "nginx"),
+                ("kernel", KERNEL_MODULE, ["--kernel", "--exe", "/root/syscalls"], "syscalls.c --kernel")):
+            stem = path.rsplit("/", 1)[1]
+            for f in (root / "root").glob(stem + "*"):
+                f.unlink()
+            argv = ["/usr/local/bin/stapdoctor", "profile", "--compile-only", path, "-r", image.kernel_release, *extra]
+            t0 = time.monotonic()
+            p = vmh.chroot_run(root, argv, timeout=1800)
+            record_time(f"host: stapdoctor profile --compile-only ({label}, -r the VM's kernel)", time.monotonic() - t0)
+            (dest / f"{key}-compile.stdout").write_text(p.stdout)
+            (dest / f"{key}-compile.stderr").write_text(p.stderr)
+            files = sorted((root / "root").glob(stem + "*"))
+            for f in files:
+                shutil.copy2(f, dest / f.name)
+            out[key] = {"proc": p, "argv": argv, "dir": dest, "files": [f.name for f in files], "path": path}
+        shutil.copy2(root / "root/syscalls", dest / "syscalls")
+        out["kernel"]["files"].append("syscalls")
+    return out
 
 
 class Background:
@@ -294,7 +310,7 @@ class Background:
         if self.jobs:
             return
         if "unstable" in self.wanted:
-            self.jobs["nginx-module"] = self.pool.submit(_compile_nginx_module, self.lib, self.module_dir)
+            self.jobs["host-modules"] = self.pool.submit(_compile_host_modules, self.lib, self.module_dir)
         if "bookworm" in self.wanted:
             self.jobs["bookworm"] = self.pool.submit(_bookworm_run, self.lib, self.machines)
 
@@ -328,7 +344,12 @@ def bookworm_run(background) -> dict[str, subprocess.CompletedProcess]:
 
 @pytest.fixture(scope="session")
 def nginx_module(background) -> dict:
-    return background.result("nginx-module")
+    return background.result("host-modules")["nginx"]
+
+
+@pytest.fixture(scope="session")
+def kernel_module(background) -> dict:
+    return background.result("host-modules")["kernel"]
 
 
 @pytest.fixture(scope="session")

@@ -200,3 +200,35 @@ def test_profile_idle_target_ends_on_time(vm, nginx_module):
     record_time("unstable: idle profile (nginx master), whole run", ended - t0)
     # Polling over SSH under TCG takes ~1 s per round: allow a few seconds on top.
     assert ended - loaded_at <= duration + 8, f"took {ended - loaded_at:.0f} s after sampling began"
+
+
+# Kernel functions on syscalls.c's read(2) path from /dev/zero (any of them, named, is the proof).
+KERNEL_READ_PATH = {"entry_SYSCALL_64", "entry_SYSCALL_64_after_hwframe", "do_syscall_64", "x64_sys_call",
+                    "__x64_sys_read", "ksys_read", "vfs_read", "read_iter_zero", "iov_iter_zero",
+                    "clear_user", "rep_stos_alternative", "__clear_user"}
+
+
+def test_profile_kernel_stacks_are_named(vm, kernel_module, tmp_path):
+    """Issue 15 step 8: `profile --kernel` on the real kernel, with the debug symbols the playbooks installed
+    (the module was compiled with the same -dbg on the host). syscalls.c lives in read(2): most samples
+    must carry named kernel frames above (leafward of) its user frames."""
+    module = _module_in_vm(vm, kernel_module)
+    sidecar = json.loads((kernel_module["dir"] / "kernel-syscalls.ko.json").read_text())
+    assert sidecar.get("kernel_stacks") is True, sidecar
+    # syscalls.c exits after 6 s, inside the 20 s window: the module unloads with no reader in the syscall path.
+    p, dt = _profile(vm, "kernel", ["--module", module, "--duration", "20", "--", "/root/syscalls", "6"])
+    record_time("unstable: stapdoctor profile --module --kernel syscalls.c (exits after 6 s)", dt)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    stacks, svg = _fetch(vm, "kernel", tmp_path)
+    total = sum(stacks.values())
+    in_kernel = {s: n for s, n in stacks.items()
+                 if (names := [_name(f) for f in s]) and "main" in names
+                 and any(k in names[names.index("main"):] for k in KERNEL_READ_PATH)}
+    assert in_kernel, f"no stack with named kernel read-path frames above main in {total} samples: {list(stacks)[:5]}"
+    assert sum(in_kernel.values()) > total / 2, f"only {sum(in_kernel.values())} of {total} samples in the kernel"
+    example = max(in_kernel, key=in_kernel.get)
+    names = [_name(f) for f in example]
+    first_kernel = min(i for i, n in enumerate(names) if n in KERNEL_READ_PATH)
+    assert names.index("main") < first_kernel, names  # root first: user frames, then the kernel's on top
+    assert not any(re.fullmatch(r"0x[0-9a-f]+", n) for n in names[first_kernel:]), f"unnamed kernel frames: {names}"
+    assert any(k in svg for k in KERNEL_READ_PATH)
