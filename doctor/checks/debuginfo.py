@@ -1,7 +1,7 @@
 """Kernel debug symbols: a vmlinux with DWARF whose GNU build-id equals the running kernel's."""
 from __future__ import annotations
 
-from .. import elfinfo
+from .. import elfinfo, knowledge
 from . import Finding, check
 
 
@@ -24,11 +24,10 @@ def _install_cmd(ctx) -> str | None:
     pk = ctx.packages
     if not pk:
         return None
-    if pk["family"] == "redhat":
-        return pk.get("debuginfo_command")
     if pk.get("debuginfo_method") == "launchpad":
         return f"download {pk['debuginfo'][0]} from {pk['launchpad_url']} and dpkg -i it"
-    return "apt-get install -y " + " ".join(pk["debuginfo"])
+    # On a stock host the -dbgsym package is not findable until the ddebs source and key are there.
+    return " && ".join(knowledge.debuginfo_commands(pk))
 
 
 @check("debuginfo.vmlinux", "debuginfo")
