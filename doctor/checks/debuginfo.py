@@ -12,8 +12,9 @@ def running_build_id(snap) -> tuple[str | None, str | None]:
         if bid:
             return bid, "/sys/kernel/notes"
     vid = snap.fact("/lib/modules/{R}/build/vmlinux.id")
-    if vid.get("status") == "ok" and vid.get("text"):
-        raw = vid["text"].encode("utf-8", "surrogateescape")
+    if vid.get("status") == "ok" and (vid.get("hex") or vid.get("text")):
+        # hex since snapshots keep it binary; text (older snapshots) only survives for UTF-8-clean ids
+        raw = bytes.fromhex(vid["hex"]) if vid.get("hex") else vid["text"].encode("utf-8", "surrogateescape")
         bid = elfinfo.build_id_from_notes(raw)
         if bid:
             return bid, snap.path("/lib/modules/{R}/build/vmlinux.id")
