@@ -29,6 +29,15 @@ pytestmark = pytest.mark.ansible
 
 UBUNTU = "noble-host"
 FEDORA = "fedora40-host"
+QUANTAL = "quantal-host"  # Ubuntu 12.10 stand-in: Debian 11 with only /usr/bin/python2.7
+CONVERGED = f"{UBUNTU},{FEDORA}"
+OS_RELEASE_DATA = Path(__file__).resolve().parents[1] / "data/doctor/os-release"
+# 12.10's stock sources (archive.ubuntu.com is gone for quantal: the roles rewrite them to old-releases)
+QUANTAL_SOURCES = """\
+deb http://archive.ubuntu.com/ubuntu/ quantal main restricted
+deb http://us.archive.ubuntu.com/ubuntu/ quantal-updates main restricted
+deb http://security.ubuntu.com/ubuntu quantal-security main restricted
+"""
 PORT = 8080
 
 STOCK_FEDORA_REPO = """\
@@ -141,6 +150,15 @@ def _fedora_spec(arch: archives.Archives):
     return distrohosts.spec(FEDORA, distrohosts.fedora_base(), files)
 
 
+def _quantal_spec():
+    # 12.10's own os-release and lsb-release (tests/data/doctor/os-release, see SOURCES.md there)
+    os_release = (OS_RELEASE_DATA / "ubuntu-12.10.os-release").read_text()
+    files = {"/etc/os-release": os_release, "/usr/lib/os-release": os_release,
+             "/etc/lsb-release": (OS_RELEASE_DATA / "ubuntu-12.10.lsb-release").read_text(),
+             "/etc/debian_version": "wheezy/sid\n", "/etc/apt/sources.list": QUANTAL_SOURCES}
+    return distrohosts.spec(QUANTAL, distrohosts.py27_base(), files, python="/usr/bin/python2.7")
+
+
 @pytest.fixture(scope="module")
 def distro_env(tmp_path_factory):
     if os.geteuid() != 0:
@@ -150,7 +168,7 @@ def distro_env(tmp_path_factory):
     t0 = time.monotonic()
     arch = archives.build_archives()
     timings = {"archives": round(time.monotonic() - t0, 1)}
-    with bring_up_hosts(specs=[_ubuntu_spec(arch), _fedora_spec(arch)]) as fleet, \
+    with bring_up_hosts(specs=[_ubuntu_spec(arch), _fedora_spec(arch), _quantal_spec()]) as fleet, \
             archives.serve(arch.root, fleet.gateway, PORT) as url:
         timings.update({f"hosts_{k}": v for k, v in fleet.timings.items()})
         # The Fedora host has this kernel installed but not booted: kernel-core owns /lib/modules/R/build.
@@ -175,7 +193,9 @@ def distro_env(tmp_path_factory):
                 "debuginfo_ddebs_url": f"{url}/ddebs",
             },
             host_vars={UBUNTU: {"kernel_release": arch.ubuntu_release},
-                       FEDORA: {"kernel_release": arch.fedora_release}},
+                       FEDORA: {"kernel_release": arch.fedora_release},
+                       QUANTAL: {"kernel_release": arch.ubuntu_release,
+                                 "kernel_devel_ubuntu_old_releases_url": f"{url}/old-releases/ubuntu"}},
         )
         env = DistroEnv(fleet=fleet, inventory=inventory, workdir=workdir, archives=arch,
                         server=archives.serve.last, timings=timings)  # type: ignore[attr-defined]
@@ -198,12 +218,20 @@ def test_facts_say_ubuntu_and_fedora(distro_env):
             u["ansible_os_family"], u["ansible_pkg_mgr"]) == ("Ubuntu", "24.04", "noble", "Debian", "apt")
     assert (f["ansible_distribution"], f["ansible_distribution_major_version"], f["ansible_os_family"],
             f["ansible_pkg_mgr"]) == ("Fedora", "40", "RedHat", "dnf")
+    q = facts[QUANTAL]
+    # (its release fact is "Quantal Quetzal", from os-release's VERSION: the stand-in has no lsb_release
+    # program; the roles take the codename from the knowledge table, not from that fact)
+    assert (q["ansible_distribution"], q["ansible_distribution_version"], q["ansible_os_family"]) == \
+        ("Ubuntu", "12.10", "Debian")
+    # ansible-core 2.16 manages it through Python 2.7, the only Python there
+    assert q["ansible_python_version"].startswith("2.7."), q["ansible_python_version"]
+    assert distro_env.fleet.ssh(QUANTAL, "sh", "-c", "command -v python3", check=False).returncode != 0
 
 
 def test_site_converges_on_ubuntu_and_fedora(distro_env):
     env = distro_env
     arch = env.archives
-    p = _timed(env, "converge", "site.yml")
+    p = _timed(env, "converge", "site.yml", "-l", CONVERGED)
     assert p.returncode == 0, p.stdout[-8000:] + p.stderr[-2000:]
     rc = recap(p.stdout)
     assert set(rc) == {UBUNTU, FEDORA} and all(r["failed"] == 0 for r in rc.values()), rc
@@ -236,7 +264,7 @@ def test_site_converges_on_ubuntu_and_fedora(distro_env):
 
 
 def test_second_run_changes_nothing(distro_env):
-    p = _timed(distro_env, "second_run", "site.yml")
+    p = _timed(distro_env, "second_run", "site.yml", "-l", CONVERGED)
     assert p.returncode == 0, p.stdout[-6000:]
     rc = recap(p.stdout)
     assert rc and all(r["changed"] == 0 for r in rc.values()), rc
@@ -250,9 +278,55 @@ def test_check_passes_devel_and_debuginfo(distro_env):
     p = _timed(env, "check", "check.yml", "-e", f"doctor_collect_dest={dest}")
     assert p.returncode == 0, p.stdout[-4000:]
     reports = fleet.collect_reports(dest)
-    assert set(reports) == {UBUNTU, FEDORA}
-    for host, rep in reports.items():
+    assert set(reports) == {UBUNTU, FEDORA, QUANTAL}
+    # the collector ran on the Python 2.7 host, and `stapdoctor fleet` shows it
+    from rich.console import Console
+
+    console = Console(record=True, width=400)
+    fleet.print_table(console, reports, {})
+    assert QUANTAL in console.export_text()
+    assert reports[QUANTAL]["kernel_release"] == env.archives.ubuntu_release
+    for host, rep in ((h, reports[h]) for h in (UBUNTU, FEDORA)):
         by = {f["id"]: f for f in rep["findings"]}
         for cid in ("devel.build", "debuginfo.vmlinux", "stap.installed", "access.user"):
             assert by[cid]["status"] == "pass", (host, by[cid])
         assert env.archives.build_id in by["debuginfo.vmlinux"]["evidence"], by["debuginfo.vmlinux"]
+
+
+EOL_PLAY = """\
+- name: The roles' end-of-life repository step, alone (this host's Python 2.7 has no apt bindings)
+  hosts: {host}
+  become: true
+  tasks:
+    - name: Point an end-of-life release at its archive
+      ansible.builtin.include_role:
+        name: kernel_devel
+        tasks_from: eol_repos.yml
+      vars:
+        eol_repos_platform: "{{{{ kernel_devel_platform }}}}"
+"""
+
+
+def test_python27_host_old_releases_and_access(distro_env):
+    """Ubuntu 12.10 through Python 2.7: the old-releases rewrite and stap_access run for real, twice.
+
+    Not covered here: the apt installs (headers, the Launchpad .ddeb), because Ansible's apt module
+    needs python-apt for the target's Python, and Debian 11 has none for Python 2.7 (12.10 had it).
+    """
+    env = distro_env
+    play = env.workdir / "eol-repos.yml"
+    play.write_text(EOL_PLAY.format(host=QUANTAL))
+    p = _timed(env, "quantal_eol", str(play))
+    assert p.returncode == 0, p.stdout[-5000:]
+    assert recap(p.stdout)[QUANTAL]["changed"] == 1
+    sources = env.fleet.ssh(QUANTAL, "cat", "/etc/apt/sources.list").stdout
+    old = f"http://{env.fleet.gateway}:{PORT}/old-releases/ubuntu"
+    assert sources.splitlines() == [f"deb {old}/ quantal main restricted", f"deb {old}/ quantal-updates main restricted",
+                                    f"deb {old} quantal-security main restricted"], sources
+    again = env.playbook(str(play))
+    assert again.returncode == 0 and recap(again.stdout)[QUANTAL]["changed"] == 0, again.stdout[-3000:]
+    p = _timed(env, "quantal_access", "site.yml", "--tags", "stap_access", "-l", QUANTAL)
+    assert p.returncode == 0, p.stdout[-5000:]
+    assert {"stapusr", "stapdev"} <= set(env.fleet.ssh(QUANTAL, "id", "-nG", "alice").stdout.split())
+    again = env.playbook("site.yml", "--tags", "stap_access", "-l", QUANTAL)
+    assert again.returncode == 0 and recap(again.stdout)[QUANTAL]["changed"] == 0, again.stdout[-3000:]
