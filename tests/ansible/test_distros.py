@@ -330,3 +330,66 @@ def test_python27_host_old_releases_and_access(distro_env):
     assert {"stapusr", "stapdev"} <= set(env.fleet.ssh(QUANTAL, "id", "-nG", "alice").stdout.split())
     again = env.playbook("site.yml", "--tags", "stap_access", "-l", QUANTAL)
     assert again.returncode == 0 and recap(again.stdout)[QUANTAL]["changed"] == 0, again.stdout[-3000:]
+
+
+# Stand-in for stap on the Python-2.7 host (POSIX sh: tests/unit/profiler_run/fake_stap.py needs Python 3,
+# which this host has not). It logs its argv and the script it was given, waits out -G duration_ms like
+# the script's timer, and writes to -o what profile-symbolised.stp prints: print_ustack frame lines
+# (leaf first) with the real addresses of busy's functions (nm), then a TAB and the count.
+SH_STAP = r"""#!/bin/sh
+set -eu
+log=/var/tmp/stand-in-stap
+printf '%s\n' "$@" > "$log.argv"
+out= ms= exe= pid=
+while [ $# -gt 1 ]; do
+    case $1 in
+        -o) out=$2; shift 2 ;;
+        -x) pid=$2; shift 2 ;;
+        -d) exe=$2; shift 2 ;;
+        -G) ms=${2#duration_ms=}; shift 2 ;;
+        *) shift ;;
+    esac
+done
+cp "$1" "$log.script"
+[ -d "/proc/$pid" ] || { echo "ERROR: no process $pid" >&2; exit 1; }
+sleep $((ms / 1000))
+frame() { printf ' 0x%s : %s+0x0/0x10 [%s]\n' "$(nm "$exe" | awk -v f="$1" '$3 == f {print $1}')" "$1" "$exe"; }
+{ frame func_c; frame func_b; frame func_a; frame main; printf '\t%d\n' 700
+  frame func_c; frame func_a; frame main; printf '\t%d\n' 300; } > "$out"
+"""
+
+
+def test_profile_on_the_python27_host_with_stap_alone(distro_env, tmp_path):
+    """profile.yml on a host without stapdoctor: stap runs the symbolising script there, the controller
+    draws the flame graph from the fetched output with stapdoctor's parser."""
+    env = distro_env
+    fl = env.fleet
+    busy = (Path(__file__).resolve().parents[1] / "data/profiler_run/busy.c").read_text()
+    fl.ssh(QUANTAL, "mkdir", "-p", "/opt/profile-test")
+    subprocess.run(fl.ssh_argv(QUANTAL) + ["--", "cat > /opt/profile-test/busy.c"], input=busy, text=True,
+                   check=True, timeout=60)
+    subprocess.run(fl.ssh_argv(QUANTAL) + ["--", "cat > /opt/profile-test/stap && chmod 755 /opt/profile-test/stap"],
+                   input=SH_STAP, text=True, check=True, timeout=60)
+    fl.ssh(QUANTAL, "gcc", "-O1", "-std=gnu99", "-o", "/opt/profile-test/busy", "/opt/profile-test/busy.c")
+    pid = fl.ssh(QUANTAL, "sh", "-c", "setsid /opt/profile-test/busy </dev/null >/dev/null 2>&1 & echo $!"
+                 ).stdout.strip()
+    try:
+        dest = tmp_path / "profiles"
+        p = _timed(env, "quantal_profile", "profile.yml", "-l", QUANTAL, "-e", f"pid={pid}", "-e", "duration=2",
+                   "-e", f"profile_dest={dest}", "-e", "profile_stap_bin=/opt/profile-test/stap", timeout=600)
+        assert p.returncode == 0, p.stdout[-5000:] + p.stderr[-2000:]
+    finally:
+        fl.ssh(QUANTAL, "kill", pid, check=False)
+    argv = fl.ssh(QUANTAL, "cat", "/var/tmp/stand-in-stap.argv").stdout.splitlines()
+    assert argv[:8] == ["-d", "/opt/profile-test/busy", "--ldd", "-x", pid, "-G", "duration_ms=2000", "-o"], argv
+    assert argv[-1].endswith("/profile-symbolised.stp")
+    script = fl.ssh(QUANTAL, "cat", "/var/tmp/stand-in-stap.script").stdout
+    assert "usymdata(" in script and "probe end" in script  # the symbolising script, not profile.stp
+    # the run's private directory is gone from the host
+    assert fl.ssh(QUANTAL, "test", "-e", argv[-1].rsplit("/", 1)[0], check=False).returncode != 0
+    out = dest / f"{QUANTAL}-{pid}"
+    folded = (out / "stacks.folded").read_text().splitlines()
+    assert sorted(folded) == ["main;func_a;func_b;func_c 700", "main;func_a;func_c 300"], folded
+    svg = (out / "flamegraph.svg").read_text()
+    assert svg.startswith("<?xml") and "func_b" in svg
+    assert json.loads((out / "profile.speedscope.json").read_text())["shared"]["frames"]
