@@ -6,6 +6,7 @@ the playbooks' choices (through playbooks/filter_plugins) both read it, so they 
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -294,7 +295,7 @@ def platform_packages(distro_id: str, version_id: str, kernel_release: str, *, a
         "python": facts.get("python"),
         "headers": _fill(fam["headers"], **kw),
         "debuginfo": _fill(fam["debuginfo"], **kw),
-        "debuginfo_method": facts.get("debuginfo_method", fam["debuginfo_method"]),
+        "debuginfo_method": facts.get("debuginfo_method", fam.get("debuginfo_method", "")),
         "systemtap_package": fam["systemtap_package"],
         "build_deps": list(fam["build_deps"]),
         "source": fam.get("source", ""),
@@ -305,6 +306,9 @@ def platform_packages(distro_id: str, version_id: str, kernel_release: str, *, a
         out["ddebs_repo"] = {
             "url": fam["ddebs_url"], "suites": _fill(fam["ddebs_suites"], **kw),
             "components": list(fam["ddebs_components"]), "keyring_package": fam["ddebs_keyring_package"],
+            "keyring_path": fam["ddebs_keyring_path"],
+            # the keyring package exists from 18.04 on; older releases import the key with apt-key
+            "keyring_from_package": version_key(version_id) >= (18, 4),
             "key_fingerprint": (fam["ddebs_key_fingerprint_old"] if version_key(version_id) < (16, 4)
                                 else fam["ddebs_key_fingerprint"]),
         }
@@ -314,26 +318,87 @@ def platform_packages(distro_id: str, version_id: str, kernel_release: str, *, a
                 # ddebs.ubuntu.com dropped these series: fetch the .ddeb from Launchpad on the controller.
                 out["debuginfo_method"] = "launchpad"
                 out["launchpad_url"] = fam["launchpad_ddeb_url"].format(**kw)
+    if fam_name == "ubuntu" and version_key(version_id) < (20, 4):
+        out["build_deps"] = list(fam["build_deps_before_20_04"])
+    pm = package_manager(distro_id, version_id)
+    out["package_manager"] = pm["name"]
+    out["install_command"] = pm["install"]
     if fam_name == "redhat":
         variant = kernel_variant(kernel_release)
         base = re.sub(r"[.+](debug|rt)$", "", kernel_release)
+        pkg = pm["debuginfo_kernel_package"]
         if variant:
-            pkg = fam["variant_packages"][variant]
-            out["headers"] = [f"{pkg}-devel-{base}"]
-            out["debuginfo"] = [f"{pkg}-debuginfo-{base}"]
-        dnf = facts.get("dnf")
-        if out["debuginfo_method"] == "yum-debuginfo":
-            cmd = fam["debuginfo_command_yum"]
-        elif dnf == 5:
-            cmd = fam["debuginfo_command_dnf5"]
-        else:
-            cmd = fam["debuginfo_command"]
-        if variant:  # debuginfo-install kernel-rt-5.14.0-... (the variant's package, without the +rt suffix)
-            cmd = cmd.replace("kernel-core-{R}", "kernel-{R}").replace("kernel-{R}", f"{fam['variant_packages'][variant]}-{{R}}")
-            kw = dict(kw, R=base)
-        out["debuginfo_command"] = cmd.format(**kw)
+            vpkg = fam["variant_packages"][variant]
+            out["headers"] = [f"{vpkg}-devel-{base}"]
+            out["debuginfo"] = [f"{vpkg}-debuginfo-{base}"]
+            # debuginfo-install kernel-rt-5.14.0-... (the variant's package, without the +rt suffix)
+            pkg, kw = vpkg, dict(kw, R=base)
+        out["debuginfo_method"] = pm["debuginfo_method"]
+        out["debuginfo_tool"] = pm["debuginfo_tool"]
+        out["debuginfo_command"] = pm["debuginfo_command"].format(pkg=pkg, **kw)
         out["kernel_variant"] = variant
+        if distro_id == "fedora":
+            out["eol"] = fedora_eol(version_id, facts)
+            if out["eol"]:
+                out["archive_repos"] = dict(_distros()["repos"]["fedora_archive"])
     return out
+
+
+def package_manager(distro_id: str, version_id: str) -> dict:
+    """The release's package manager from the one table: name (apt/yum/dnf/dnf5), install command,
+    debuginfo method, the package holding debuginfo-install ('' when built in) and its command."""
+    v = version_key(version_id)
+    for row in _distros().get("package_manager", []):
+        if distro_id not in row["ids"]:
+            continue
+        if "from" in row and v < version_key(row["from"]):
+            continue
+        if "until" in row and v[:len(version_key(row["until"]))] > version_key(row["until"]):
+            continue
+        name = row["manager"]
+        m = _distros()["manager"][name]
+        return {"name": name, "install": m["install"], "debuginfo_method": m.get("debuginfo_method", ""),
+                "debuginfo_tool": m.get("debuginfo_tool", ""), "debuginfo_command": m.get("debuginfo_command", ""),
+                "debuginfo_kernel_package": m.get("debuginfo_kernel_package", "kernel")}
+    raise LookupError(f"no package manager known for {distro_id} {version_id}")
+
+
+def fedora_eol(version_id: str, facts: dict | None = None) -> bool:
+    """Is this Fedora release's repository in the archive (its release row, else the table's eol_through)?"""
+    facts = release_facts("fedora", version_id) if facts is None else facts
+    if "eol" in facts:
+        return bool(facts["eol"])
+    return version_key(version_id) <= version_key(_distros()["repos"]["fedora_archive"]["eol_through"])
+
+
+def debuginfo_commands(pk: dict) -> list[str]:
+    """The shell commands that install a host's kernel debug symbols on the host itself, in order
+    (what the debuginfo role does): the ddebs source and its keyring before the -dbgsym package on
+    Ubuntu, the archive for an end-of-life Fedora, the debuginfo-install tool before its command."""
+    q = shlex.quote
+    if pk["family"] == "redhat":
+        cmds = []
+        if pk.get("archive_repos"):
+            a = pk["archive_repos"]
+            cmds.append(" ".join(["sed", "-i", "-E", "-e", q(f"s,{a['metalink_regex']},#\\1=,"), "-e",
+                                  q(f"s,{a['mirror_prefix_regex']},baseurl={a['url']},")]
+                                 + [f"/etc/yum.repos.d/{f}" for f in a["repo_files"]]))
+        if pk.get("debuginfo_tool"):
+            cmds.append(f"{pk['install_command']} {q(pk['debuginfo_tool'])}")
+        return cmds + [" ".join(q(w) for w in pk["debuginfo_command"].split())]
+    pkgs = " ".join(q(p) for p in pk["debuginfo"])
+    if pk.get("debuginfo_method") == "apt-ddebs":
+        repo = pk["ddebs_repo"]
+        if repo["keyring_from_package"]:
+            cmds = [f"apt-get install -y {q(repo['keyring_package'])}"]
+            opts = f"[signed-by={repo['keyring_path']}] "
+        else:
+            cmds = [f"apt-key adv --keyserver keyserver.ubuntu.com --recv-keys {q(repo['key_fingerprint'])}"]
+            opts = ""
+        lines = "\\n".join(f"deb {opts}{repo['url']} {s} {' '.join(repo['components'])}" for s in repo["suites"])
+        cmds += [f"printf {q(lines + chr(92) + 'n')} > /etc/apt/sources.list.d/ddebs.list", "apt-get update"]
+        return cmds + [f"apt-get install -y {pkgs}"]
+    return [f"apt-get install -y {pkgs}"]
 
 
 def kernel_variant(kernel_release: str) -> str | None:
@@ -375,7 +440,7 @@ def headers_hint(kernel_release: str, distro_id: str = "", version_id: str = "")
     except LookupError:
         pk = None
     if pk:
-        tool = "apt-get install" if pk["family"] in ("debian", "ubuntu") else "dnf install"
+        tool = pk["install_command"].replace(" -y", "")
         return f"install the kernel headers for {kernel_release}: {tool} {' '.join(pk['headers'])}"
     fams = _distros()["family"]
     deb = " ".join(_fill(fams["debian"]["headers"], R=kernel_release))

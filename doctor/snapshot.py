@@ -32,7 +32,7 @@ TEXT_FILES = (
     "/etc/os-release", "/usr/lib/os-release", "/etc/lsb-release", "/etc/redhat-release",
     "/boot/config-{R}", "/lib/modules/{R}/build/.config", "/lib/modules/{R}/build/include/generated/compile.h",
     "/lib/modules/{R}/build/include/generated/utsrelease.h",
-    "/lib/modules/{R}/build/include/generated/utsversion.h", "/lib/modules/{R}/build/vmlinux.id",
+    "/lib/modules/{R}/build/include/generated/utsversion.h",
     "/sys/kernel/security/lockdown", "/sys/module/module/parameters/sig_enforce",
     "/sys/kernel/security/securelevel", "/proc/filesystems", "/proc/mounts",
 )
@@ -41,7 +41,8 @@ PRESENCE_FILES = (
     "/lib/modules/{R}/build/Makefile", "/lib/modules/{R}/build/Module.symvers", "/proc/modules",
     "/boot/System.map-{R}", "/proc/kallsyms",
 )
-BINARY_FILES = ("/sys/kernel/notes", "/proc/config.gz")
+# (vmlinux.id is raw ELF notes, like /sys/kernel/notes: as text its build-id bytes would be garbled)
+BINARY_FILES = ("/sys/kernel/notes", "/proc/config.gz", "/lib/modules/{R}/build/vmlinux.id")
 LINKS = ("/lib/modules/{R}/build",)
 # Where stap and elfutils look for the kernel's DWARF (plus the build-id path, added once known).
 VMLINUX_CANDIDATES = (

@@ -1,7 +1,7 @@
 """Kernel debug symbols: a vmlinux with DWARF whose GNU build-id equals the running kernel's."""
 from __future__ import annotations
 
-from .. import elfinfo
+from .. import elfinfo, knowledge
 from . import Finding, check
 
 
@@ -12,8 +12,9 @@ def running_build_id(snap) -> tuple[str | None, str | None]:
         if bid:
             return bid, "/sys/kernel/notes"
     vid = snap.fact("/lib/modules/{R}/build/vmlinux.id")
-    if vid.get("status") == "ok" and vid.get("text"):
-        raw = vid["text"].encode("utf-8", "surrogateescape")
+    if vid.get("status") == "ok" and (vid.get("hex") or vid.get("text")):
+        # hex since snapshots keep it binary; text (older snapshots) only survives for UTF-8-clean ids
+        raw = bytes.fromhex(vid["hex"]) if vid.get("hex") else vid["text"].encode("utf-8", "surrogateescape")
         bid = elfinfo.build_id_from_notes(raw)
         if bid:
             return bid, snap.path("/lib/modules/{R}/build/vmlinux.id")
@@ -24,11 +25,10 @@ def _install_cmd(ctx) -> str | None:
     pk = ctx.packages
     if not pk:
         return None
-    if pk["family"] == "redhat":
-        return pk.get("debuginfo_command")
     if pk.get("debuginfo_method") == "launchpad":
         return f"download {pk['debuginfo'][0]} from {pk['launchpad_url']} and dpkg -i it"
-    return "apt-get install -y " + " ".join(pk["debuginfo"])
+    # On a stock host the -dbgsym package is not findable until the ddebs source and key are there.
+    return " && ".join(knowledge.debuginfo_commands(pk))
 
 
 @check("debuginfo.vmlinux", "debuginfo")

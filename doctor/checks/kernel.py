@@ -45,8 +45,7 @@ def _hdr_cmd(ctx) -> str | None:
     pk = ctx.packages
     if not pk:
         return None
-    tool = "apt-get install -y" if pk["family"] in ("debian", "ubuntu") else "dnf install -y"
-    return f"{tool} {' '.join(pk['headers'])}"
+    return f"{pk['install_command']} {' '.join(pk['headers'])}"
 
 
 @check("kernel.uprobes", "kernel")

@@ -164,6 +164,25 @@ def base_root(
 
 # -- hosts ----------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class HostSpec:
+    """What one host is made of when the hosts of a fleet differ (see :func:`bring_up_hosts`).
+
+    ``base``: its lower root (default: the bookworm base); ``files``: absolute path -> content written
+    into its upper layer before sshd starts (an os-release/lsb-release overlay, repository files, keys);
+    ``remove``: paths deleted from its view (e.g. /etc/debian_version on a Fedora stand-in);
+    ``python``: the interpreter Ansible uses there; ``apt_proxy``: point apt at the caching proxy.
+    """
+
+    __test__ = False
+    name: str
+    base: Path | None = None
+    files: dict = field(default_factory=dict)
+    remove: tuple[str, ...] = ()
+    python: str = "/usr/bin/python3"
+    apt_proxy: bool = True
+
+
 @dataclass
 class TestHost:
     __test__ = False  # not a pytest test class
@@ -177,6 +196,7 @@ class TestHost:
     log_path: Path
     proc: subprocess.Popen | None = None
     mounted: bool = False
+    spec: HostSpec | None = None
 
 
 @dataclass
@@ -213,7 +233,7 @@ class Fleet:
                 "ansible_user": "root",
                 "ansible_ssh_private_key_file": str(self.key_file),
                 "ansible_ssh_common_args": common,
-                "ansible_python_interpreter": "/usr/bin/python3",
+                "ansible_python_interpreter": h.spec.python if h.spec else "/usr/bin/python3",
             }
             for h in self.hosts
         }
@@ -249,6 +269,25 @@ def _wait_for_port(address: str, port: int, proc: subprocess.Popen, log_path: Pa
     raise TestHostError(f"sshd on {address} did not listen within {timeout}s")
 
 
+def _apply_spec(m: Path, spec: HostSpec, gateway: str) -> None:
+    """Write the spec's files into the merged root (replacing symlinks such as /etc/os-release)."""
+    for path in spec.remove:
+        target = m / path.lstrip("/")
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+    for path, content in spec.files.items():
+        if callable(content):
+            content = content(gateway)
+        target = m / str(path).lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink():
+            target.unlink()
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
+
+
 def _start_host(host: TestHost, base: Path, bridge: str, gateway_prefix: str, pubkey: str) -> str:
     for d in (host.upper, host.work, host.merged):
         d.mkdir(parents=True, exist_ok=True)
@@ -256,12 +295,18 @@ def _start_host(host: TestHost, base: Path, bridge: str, gateway_prefix: str, pu
           f"lowerdir={base},upperdir={host.upper},workdir={host.work}", str(host.merged)])
     host.mounted = True
     m = host.merged
+    if host.spec is not None:
+        _apply_spec(m, host.spec, f"{gateway_prefix}.1")
     (m / "etc/hostname").write_text(host.name + "\n")
     (m / "etc/hosts").write_text(f"127.0.0.1 localhost\n{host.address} {host.name}\n")
     # A fresh host's package lists are as old as the base: make them look stale, so apt (and Ansible's
     # apt module with cache_valid_time) updates before installing, as on a host that was never updated.
     os.utime(m / "var/lib/apt/lists", (0, 0))
-    (m / "etc/apt/apt.conf.d/01stapdoctor-proxy").write_text(f'Acquire::http::Proxy "http://{gateway_prefix}.1:3142/";\n')
+    if host.spec is None or host.spec.apt_proxy:
+        # The gateway itself (local test archives) is reached directly, everything else via the proxy.
+        (m / "etc/apt/apt.conf.d/01stapdoctor-proxy").write_text(
+            f'Acquire::http::Proxy "http://{gateway_prefix}.1:3142/";\n'
+            f'Acquire::http::Proxy::{gateway_prefix}.1 "DIRECT";\n')
     auth = m / "root/.ssh/authorized_keys"
     auth.parent.mkdir(mode=0o700, exist_ok=True)
     auth.write_text(pubkey)
@@ -362,27 +407,34 @@ def _write_owner(fleet: "Fleet", bridge: str) -> None:
 def bring_up_hosts(
     n: int = 3,
     *,
+    specs: Sequence[HostSpec] | None = None,
     base: Path | None = None,
     name_prefix: str = "stapdoctor-host",
     keep_dir: bool = False,
     apt_cache_dir: Path = APT_CACHE_DIR,
 ) -> Iterator[Fleet]:
-    """Bring up ``n`` Debian test hosts; always tear them down (sshd, mounts, netns, veth, bridge)."""
+    """Bring up ``n`` Debian test hosts (or one host per ``specs`` entry, each with its own root and
+    overlay files); always tear them down (sshd, mounts, netns, veth, bridge)."""
     if os.geteuid() != 0:
         raise TestHostError("test hosts need root (mounts, network namespaces)")
     t0 = time.monotonic()
     for name in reap_stale_runs():
         log.warning("removed test hosts left by a killed session: %s", name)
-    base = base or base_root()
+    if specs is None:
+        base = base or base_root()
+    elif any(s.base is None for s in specs):
+        base = base or base_root()
     t_base = time.monotonic() - t0
     run_id = secrets.token_hex(3)
     workdir = RUN_DIR / run_id
     workdir.mkdir(parents=True)
     prefix = _free_subnet()
     bridge = f"sdbr{run_id}"
+    if specs is not None:
+        n = len(specs)
     hosts = [
         TestHost(
-            name=f"{name_prefix}{i}",
+            name=specs[i - 1].name if specs is not None else f"{name_prefix}{i}",
             address=f"{prefix}.{10 + i}",
             netns=f"stapdoctor-{run_id}-{i}",
             veth=f"sdv{run_id}{i}",
@@ -390,6 +442,7 @@ def bring_up_hosts(
             upper=workdir / f"h{i}/upper",
             work=workdir / f"h{i}/work",
             log_path=workdir / f"h{i}/sshd.log",
+            spec=specs[i - 1] if specs is not None else None,
         )
         for i in range(1, n + 1)
     ]
@@ -412,7 +465,8 @@ def bring_up_hosts(
         for h in hosts:
             (workdir / h.merged.parent.name).mkdir(exist_ok=True)
             try:
-                lines.append(_start_host(h, base, bridge, prefix, pubkey))
+                lines.append(_start_host(h, (h.spec.base if h.spec and h.spec.base else base), bridge, prefix,
+                                         pubkey))
             finally:
                 _write_owner(fleet, bridge)
         known.write_text("".join(lines))
