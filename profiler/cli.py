@@ -333,6 +333,10 @@ def profile(
         None, "--staprun", metavar="PATH", help="with --module: the staprun to run (default: staprun on PATH)"),
     snapshot: Optional[Path] = typer.Option(None, "--host-snapshot", hidden=True,
                                             help="decide readiness from a saved host snapshot (tests)"),
+    baseline: Optional[Path] = typer.Option(
+        None, "--baseline", metavar="DIR",
+        help="an earlier profile's output directory: also write flamegraph.diff.svg (and stacks.diff.folded), "
+             "this profile coloured by its change since that one (samples normalised)"),
 ) -> None:
     """Sample a process's user-space stacks with SystemTap; write stacks, flame graph, speedscope and summary.
 
@@ -350,6 +354,34 @@ def profile(
         maxbacktrace=maxbacktrace, maxstringlen=maxstringlen, maxskipped=maxskipped, no_overload=no_overload,
         buffer_size=buffer_size, frequency=frequency, compile_only=compile_only, kernel_release=kernel_release,
         exe=list(exe) if exe else None, module=module, staprun=staprun)
+    if baseline is not None:
+        from .diff import check_baseline
+
+        why = check_baseline(baseline) if compile_only is None else "--baseline does not go with --compile-only"
+        if why:
+            from rich.console import Console
+
+            _fail(Console(stderr=True, highlight=False, soft_wrap=True), why, 2)
     code = profile_command(req, force=force, snapshot=str(snapshot) if snapshot else None, top=top)
+    if baseline is not None and output is not None and (output / "stacks.folded").is_file():
+        _baseline_diff(baseline, output)
     if code:
         raise typer.Exit(code)
+
+
+def _baseline_diff(baseline: Path, output: Path) -> None:
+    """The differential graph of this profile against BASELINE (profile --baseline)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from .diff import write_baseline_diff
+    from .summary import terminal_text
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        svg = write_baseline_diff(baseline, output)
+    except OSError as e:
+        console.print(Text("warning: ", style="yellow") + Text(
+            f"no differential graph against {terminal_text(str(baseline))}: {e.strerror or e}"))
+        return
+    console.print(Text(f"change since {terminal_text(str(baseline))}: {terminal_text(str(svg))}"))

@@ -355,10 +355,16 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
 def _finish(result: Collapsed, counts: dict[tuple[int, ...], int], pair_id: dict[tuple[str, str], int],
             demangle: bool) -> None:
     """Stacks of pair ids (leaf first) -> tuples of frame keys, root first."""
-    key_of, result.modules, result.names = frame_keys(set(pair_id), demangle, result.problems)
+    used: set[int] = set()
+    for k in counts:
+        used.update(k)
+    # only frames of stacks kept: a dropped stack's main must not make another main ambiguous
+    key_of, result.modules, result.names = frame_keys({p for p, i in pair_id.items() if i in used}, demangle,
+                                                      result.problems)
     keys = [""] * len(pair_id)
     for p, i in pair_id.items():
-        keys[i] = key_of[p]
+        if i in used:
+            keys[i] = key_of[p]
     id_key = keys.__getitem__
     stacks = result.stacks
     for k, c in counts.items():

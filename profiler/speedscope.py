@@ -66,7 +66,12 @@ def speedscope_document(
 def _text(s: str) -> str:
     """Valid Unicode for JSON written as UTF-8 (a non-UTF-8 file name or --title arrives with lone
     surrogates, which cannot be encoded)."""
-    return s.encode("utf-8", "replace").decode("utf-8") if not s.isascii() else s
+    if s.isascii():
+        return s
+    try:  # the bytes of a non-UTF-8 name, shown as U+FFFD
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "replace").decode("utf-8")
 
 
 def write_speedscope(

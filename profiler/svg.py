@@ -142,9 +142,10 @@ def diff_colour(delta: int, maxdelta: int) -> str:
 
 
 def _delta_text(delta: int, total: int) -> str:
-    """``+1,234 (+5.10%)``: the change, and the change as a share of the after total."""
+    """``+1,234, +5.10%``: the change, and the change as a share of the after total (no " (": the
+    name is what comes before the last " (" of a title)."""
     pct = 100 * delta / total if total else 0.0
-    return f"{delta:+,} ({pct:+.2f}%)"
+    return f"{delta:+,}, {pct:+.2f}%"
 
 
 def trim_label(name: str, width_px: float) -> str:
@@ -390,8 +391,8 @@ def render_svg(
         if diff:
             bsamples = frame[4]
             fill = diff_colour(samples - bsamples, maxdelta)
-            info = (f"{_fmt_int(samples)} {unit}, {samples / pct_div:.2f}%; before {_fmt_int(bsamples)}, "
-                    f"{_delta_text(samples - bsamples, total)}")
+            info = (f"{_fmt_int(samples)} {unit}, {samples / pct_div:.2f}%; before {_fmt_int(bsamples)}; "
+                    f"change {_delta_text(samples - bsamples, total)}")
             extra = f' data-b="{bsamples}"'
         else:
             extra = ""
