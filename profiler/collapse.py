@@ -158,6 +158,7 @@ _WS = rb"[ \t\r\x0b\x0c]*"
 _STACK = re.compile(rb"((?:(?:" + _WS + rb"0x[0-9a-fA-F]|\x01)[^\n]*\n)++)(?:" + _WS + rb"([0-9]{1,18})" + _WS
                     + rb"\n)?|([^\n]*\n)")
 _CHUNK = 1 << 18
+_SAMPLE = 1 << 16
 #: a count of more digits is taken for garbage (10**18 samples is ~30 years at 1 GHz)
 _MAX_COUNT_DIGITS = 18
 #: entries of the line cache before it is dropped (memory stays bounded on any input)
@@ -267,7 +268,6 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
     orphan_counts = 0
     bad_counts = 0
     lineno = 0
-    rewrite = False
 
     def end_without_count(reason_line: int) -> None:
         nonlocal cut_short, cut_example
@@ -278,12 +278,14 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
                 f", ended by line {reason_line}" if reason_line else "")
         pending.clear()
 
-    for n_chunk, chunk in enumerate(_chunks(lines)):
-        # rewrite when many lines of the last plain chunk were new (every 32nd chunk is plain, to see
-        # whether the lines repeat by themselves now); a chunk with \x01 bytes of its own never
-        rewritten = rewrite and n_chunk % 32 != 0 and b"\x01" not in chunk
-        misses_before = frames.misses
-        lines_before = lineno
+    for chunk in _chunks(lines):
+        # rewritten when its lines hardly repeat even within the chunk (a few %, where the stacks of
+        # one program share callers: a quarter); a chunk with \x01 bytes of its own never is
+        if b"\x01" in chunk:
+            rewritten = False
+        else:
+            some = chunk[:_SAMPLE].split(b"\n")
+            rewritten = len(set(some)) > 0.9 * len(some)
         for m in _STACK.finditer(_rewrite(chunk) if rewritten else chunk, 1):
             run, count, line = m.groups()
             if run:
@@ -326,8 +328,6 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
             skipped += 1
             if len(skipped_examples) < 3:
                 skipped_examples.append(f"line {lineno}: {_clean_name(_decode(s[:240]))[:80]}")
-        if not rewritten:
-            rewrite = (frames.misses - misses_before) * 2 > (lineno - lines_before)
 
     if pending:
         end_without_count(0)

@@ -27,8 +27,13 @@ BOTTOM = 36  # room for details + matched line
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
+_NEEDS_ESCAPE = re.compile("[&<>\"'\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
 def xml_text(s: str) -> str:
     """Escape for XML text and attribute values (quotes too) and drop chars XML cannot carry."""
+    if _NEEDS_ESCAPE.search(s) is None:  # most names: nothing to do (one scan instead of six)
+        return s
     if _BAD_XML.search(s):
         s = _BAD_XML.sub("\ufffd", s)
     return (
