@@ -133,10 +133,9 @@ def _looks_like_frame(s: bytes) -> bool:
 
 
 # --- the fast paths -----------------------------------------------------------------------------
-# Per frame line, a Python loop would spend more than perl does.  So stacks are found a chunk at a
-# time by one regex (a run of frame lines and the count line after it is one match), and a stack's
-# lines become ids in C: split, then map over a dict whose __missing__ parses a line it has not seen.
-# When frame lines repeat (fixed call sites), that is all.  When they do not (a sampled PC varies,
+# Per frame line, a Python loop would spend more than perl does.  So a chunk of lines is looked up
+# in a dict of frame lines seen before, in C (split, then map), and Python works per stack and per
+# line it has not seen (see collapse_stap).  When frame lines repeat (fixed call sites), that is all.  When they do not (a sampled PC varies,
 # stacks of many processes), the chunk is first rewritten by the regex engine: the parts that vary
 # from line to line without changing the frame (the address; a resolved symbol's +offset/size)
 # become constants, so the rewritten lines ("records") repeat.  Each rewrite is only applied where it
@@ -153,10 +152,6 @@ _N_ADDR = re.compile(rb"\n[ \t]*" + _X + rb" : (?=[!-~])(?!\+|\(inexact\))(?:(?!
 _N_OFFSET = re.compile(rb"\+" + _X + rb"/" + _X + rb" \[(?=[^\n\[]*+\n)")
 #: a line that is not a record but holds "+0x" (_N_OFFSET must not touch it)
 _N_RISKY = re.compile(rb"\n[^\x01\n][^\n]*?\+0x")
-_WS = rb"[ \t\r\x0b\x0c]*"
-#: a run of frame lines (raw or records), with the count line that ends it if there is one; else a line
-_STACK = re.compile(rb"((?:(?:" + _WS + rb"0x[0-9a-fA-F]|\x01)[^\n]*\n)++)(?:" + _WS + rb"([0-9]{1,18})" + _WS
-                    + rb"\n)?|([^\n]*\n)")
 _CHUNK = 1 << 18
 _SAMPLE = 1 << 16
 #: a count of more digits is taken for garbage (10**18 samples is ~30 years at 1 GHz)
@@ -210,25 +205,14 @@ def _rewrite(chunk: bytes) -> bytes:
 
 
 class _Frames:
-    """Frame line or record (bytes) -> id of its (name, module) pair; parses what it has not seen.
-
-    ``ids`` maps a run of lines in C (dict.get through map); only unseen lines cost Python."""
+    """Frame line or record (bytes) -> id of its (name, module) pair: ``cache`` holds the lines seen
+    (looked up in C by collapse_stap), ``parse`` the rest."""
 
     def __init__(self) -> None:
         self.cache: dict[bytes, int] = {}
         self.pair_id: dict[tuple[str, str], int] = {}
-        self.misses = 0
 
-    def ids(self, lines: list[bytes]) -> tuple[int, ...]:
-        out = list(map(self.cache.get, lines))
-        if None in out:
-            for i, v in enumerate(out):
-                if v is None:
-                    out[i] = self._parse(lines[i])
-        return tuple(out)
-
-    def _parse(self, line: bytes) -> int:
-        self.misses += 1
+    def parse(self, line: bytes) -> int:
         if line[:1] == b"\x01":
             text = (b"0x0 : " + line[1:]).strip()
         else:
@@ -257,7 +241,6 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
     messages = result.messages
     counts: dict[tuple[int, ...], int] = {}
     frames = _Frames()
-    frame_ids = frames.ids
     pending: list[int] = []  # frame ids of the stack in progress, leaf first
     pending_line = 0
     cut_short = 0
@@ -278,43 +261,51 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
                 f", ended by line {reason_line}" if reason_line else "")
         pending.clear()
 
+    cache_get = frames.cache.get
     for chunk in _chunks(lines):
-        # rewritten when its lines hardly repeat even within the chunk (a few %, where the stacks of
-        # one program share callers: a quarter); a chunk with \x01 bytes of its own never is
-        if b"\x01" in chunk:
-            rewritten = False
-        else:
+        # Rewritten when its lines hardly repeat even within the chunk (a few %, where the stacks of
+        # one program share callers: a quarter).  Then every line is looked up (in C); a frame line
+        # seen before gives its id, anything else None, and only the Nones cost Python: the next one
+        # is found by list.index, the frames before it are added to the stack by a slice.  A chunk
+        # with \x01 bytes of its own is never rewritten and is read line by line.
+        own_x01 = b"\x01" in chunk
+        if not own_x01:
             some = chunk[:_SAMPLE].split(b"\n")
-            rewritten = len(set(some)) > 0.9 * len(some)
-        for m in _STACK.finditer(_rewrite(chunk) if rewritten else chunk, 1):
-            run, count, line = m.groups()
-            if run:
-                ids = frame_ids(run[:-1].split(b"\n"))
+            if len(set(some)) > 0.9 * len(some):
+                chunk = _rewrite(chunk)
+        text = chunk.split(b"\n")
+        end = len(text) - 1  # text[0] and text[end] are the empty ends of "\n...\n"
+        ids = [None] * len(text) if own_x01 else list(map(cache_get, text))
+        i = 1
+        while i < end:
+            try:
+                j = ids.index(None, i, end)
+            except ValueError:
+                j = end
+            if j > i:
                 if not pending:
-                    pending_line = lineno + 1
-                lineno += len(ids)
-                if count is None:
-                    pending.extend(ids)
-                    continue
-                lineno += 1
-                if pending:
-                    pending.extend(ids)
-                    ids = tuple(pending)
-                    pending.clear()
-                counts[ids] = counts.get(ids, 0) + int(count)
-                continue
-            lineno += 1
+                    pending_line = lineno + i
+                pending += ids[i:j]
+                if j == end:
+                    break
+            i = j + 1
+            line = text[j]
             s = line.strip()
             if not s:
                 continue  # a blank line ends nothing (see the docstring)
+            if (line[:1] == b"\x01" and not own_x01) or _looks_like_frame(s):
+                if not pending:
+                    pending_line = lineno + j
+                pending.append(frames.parse(line))
+                continue
             if s.isdigit():
                 if len(s) > _MAX_COUNT_DIGITS:
                     bad_counts += 1
                     pending.clear()
                 elif pending:
-                    ids = tuple(pending)
+                    key = tuple(pending)
                     pending.clear()
-                    counts[ids] = counts.get(ids, 0) + int(s)
+                    counts[key] = counts.get(key, 0) + int(s)
                 else:
                     orphan_counts += 1
                 continue
@@ -324,10 +315,11 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
                     messages.append(_clean_name(_decode(s)))
                 continue
             if pending:
-                end_without_count(lineno)
+                end_without_count(lineno + j)
             skipped += 1
             if len(skipped_examples) < 3:
-                skipped_examples.append(f"line {lineno}: {_clean_name(_decode(s[:240]))[:80]}")
+                skipped_examples.append(f"line {lineno + j}: {_clean_name(_decode(s[:240]))[:80]}")
+        lineno += end - 1
 
     if pending:
         end_without_count(0)

@@ -1,5 +1,6 @@
 """Parser behaviour beyond the case files: frame shapes, FlameGraph's known bugs, streaming."""
 
+import io
 import tracemalloc
 from pathlib import Path
 
@@ -166,5 +167,36 @@ def test_rewrite_and_line_cache_give_parse_frames_answer(lines):
         want = parse_frame(_decode(plain.strip()))
         for line in (plain, rec):
             fr = _Frames()
-            (i,) = fr.ids([line])
+            i = fr.parse(line)
             assert next(p for p, j in fr.pair_id.items() if j == i) == want, (plain, rec)
+
+
+def _reference(data: bytes) -> dict:
+    """The obvious per-line reading of frames + count lines, with parse_frame (no fast path)."""
+    out: dict = {}
+    frames: list = []
+    for line in data.split(b"\n"):
+        s = line.strip()
+        if s.isdigit():
+            key = tuple(reversed(frames))
+            out[key] = out.get(key, 0) + int(s)
+            frames = []
+        elif s:
+            frames.append(parse_frame(s.decode("utf-8", "replace")))
+    return out
+
+
+def test_whole_parser_agrees_with_per_line_reading_on_both_input_shapes(tmp_path):
+    """bench/gen_stap.py's two shapes: repeating lines (line cache) and distinct lines (rewritten)."""
+    import subprocess
+    import sys
+
+    gen = Path(__file__).resolve().parents[3] / "bench" / "gen_stap.py"
+    for extra in ([], ["--distinct"]):
+        out = tmp_path / "gen.out"
+        subprocess.run([sys.executable, str(gen), "-n", "2000", "-o", str(out), *extra], check=True)
+        data = out.read_bytes()
+        c = collapse_stap(io.BytesIO(data), demangle=False)
+        got = {tuple((c.names.get(f, f), c.modules.get(f, "")) for f in k): v for k, v in c.stacks.items()}
+        assert got == _reference(data)
+        assert len(c.stacks) == 2000
