@@ -135,10 +135,11 @@ def _looks_like_frame(s: bytes) -> bool:
 # --- the fast paths -----------------------------------------------------------------------------
 # Per frame line, a Python loop would spend more than perl does.  So a chunk of lines is looked up
 # in a dict of frame lines seen before, in C (split, then map), and Python works per stack and per
-# line it has not seen (see collapse_stap).  When frame lines repeat (fixed call sites), that is all.  When they do not (a sampled PC varies,
-# stacks of many processes), the chunk is first rewritten by the regex engine: the parts that vary
-# from line to line without changing the frame (the address; a resolved symbol's +offset/size)
-# become constants, so the rewritten lines ("records") repeat.  Each rewrite is only applied where it
+# line it has not seen (see collapse_stap).  When frame lines repeat (fixed call sites), that is
+# all.  When they do not (a sampled PC varies, stacks of many processes), the chunk is first
+# rewritten by the regex engine: the parts that vary from line to line without changing the frame
+# (the address; a resolved symbol's +offset/size) become constants, so the rewritten lines
+# ("records") repeat.  Each rewrite is only applied where it
 # cannot change parse_frame's answer (see the patterns; a test compares every path with parse_frame
 # line by line).  Lines that are not frames go through the line-by-line code in collapse_stap.
 _X = rb"0x[0-9a-fA-F]+"
@@ -153,6 +154,7 @@ _N_OFFSET = re.compile(rb"\+" + _X + rb"/" + _X + rb" \[(?=[^\n\[]*+\n)")
 #: a line that is not a record but holds "+0x" (_N_OFFSET must not touch it)
 _N_RISKY = re.compile(rb"\n[^\x01\n][^\n]*?\+0x")
 _CHUNK = 1 << 18
+#: bytes of a chunk whose repeated lines decide whether it is rewritten
 _SAMPLE = 1 << 16
 #: a count of more digits is taken for garbage (10**18 samples is ~30 years at 1 GHz)
 _MAX_COUNT_DIGITS = 18
