@@ -167,6 +167,7 @@ def _chunks(lines) -> Iterable[bytes]:
     rest = b"\n"
     read = getattr(lines, "read", None)
     if read is not None:
+        parts = [rest]  # a line longer than a chunk is gathered here (no quadratic +=)
         while True:
             data = read(_CHUNK)
             if not data:
@@ -175,10 +176,12 @@ def _chunks(lines) -> Iterable[bytes]:
                 data = data.encode("utf-8", "surrogateescape")
             cut = data.rfind(b"\n")
             if cut < 0:
-                rest += data
+                parts.append(data)
                 continue
-            yield rest + data[: cut + 1]
-            rest = b"\n" + data[cut + 1 :]
+            parts.append(data[: cut + 1])
+            yield b"".join(parts)
+            parts = [b"\n" + data[cut + 1 :]]
+        rest = b"".join(parts)
     else:
         buf: list[bytes] = [rest]
         size = 0
