@@ -5,6 +5,9 @@ N unique stacks (default 20,000) of depth 4-60 over a few thousand symbols in a 
 ~4% unresolved frames (printed the way stap prints frames it cannot name), counts heavy-tailed.
 Call sites are fixed per (caller, callee) pair as in a real binary, so frame lines repeat.
 Deterministic for a given --seed.  20,000 stacks make ~59 MB, 200,000 ~610 MB.
+With --distinct every frame line gets its own offset and every stack its own load address (as when
+the sampled PC varies, or stacks of many processes are collapsed together), so frame lines do not
+repeat: the worst case for a parser that caches frame lines.
 
     python bench/gen_stap.py -n 20000 -o /tmp/stap-20k.out
 """
@@ -12,6 +15,7 @@ Deterministic for a given --seed.  20,000 stacks make ~59 MB, 200,000 ~610 MB.
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import sys
 
@@ -57,6 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("-o", "--output", default="-", help="output file (default stdout)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--unresolved", type=float, default=0.04, help="share of unresolved frames")
+    ap.add_argument("--distinct", action="store_true", help="a new offset for every frame line (none repeats)")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     syms = make_symbols(rng)
@@ -73,6 +78,7 @@ def main(argv=None) -> int:
                 lst.append(rng.randrange(len(syms)))
         callees.append(lst)
     callsite: dict[tuple[int, int], int] = {}
+    counter = itertools.count(rng.randrange(1 << 20))
     unresolved: dict[tuple[int, int], int] = {}
 
     def frame_line(caller: int, callee_or_leaf: int) -> str:
@@ -83,6 +89,9 @@ def main(argv=None) -> int:
             off = callsite[key] = rng.randrange(1, size)
             unresolved[key] = rng.random() < args.unresolved
         path, base, _ = MODULES[mi]
+        if args.distinct:  # another offset, and the process's load address moves (ASLR, many processes)
+            off = next(counter) % size or 1
+            base += written << 28
         addr = base + start + off
         if unresolved[key]:
             if rng.random() < 0.85:

@@ -49,44 +49,13 @@ def _guess_format(output: Optional[str]) -> str:
     return "svg"
 
 
-def flamegraph(
-    input: str = typer.Argument(
-        ..., help="stap output (print_ustack + count lines) or folded stacks; '-' reads stdin", metavar="INPUT"
-    ),
-    output: Optional[str] = typer.Option(
-        None, "--output", "-o", help="file to write ('-' or absent: stdout)", metavar="FILE"
-    ),
-    fmt: Optional[OutFormat] = typer.Option(
-        None, "--format", "-f", help="svg, folded or speedscope (default: from the -o suffix, else svg)"
-    ),
-    input_format: InFormat = typer.Option(InFormat.auto, "--input-format", help="auto, stap or folded"),
-    title: str = typer.Option("Flame Graph", "--title", help="title of the SVG"),
-    subtitle: Optional[str] = typer.Option(None, "--subtitle", help="second line under the title"),
-    width: int = typer.Option(1200, "--width", min=200, max=100000, help="SVG width in pixels"),
-    minwidth: float = typer.Option(
-        0.1, "--minwidth", min=0.0, help="frames narrower than this many pixels are left out of the SVG"
-    ),
-    palette: Palette = typer.Option(Palette.hot, "--palette", help="hot, or module (a colour per library)"),
-    reverse: bool = typer.Option(False, "--reverse", help="merge stacks from the leaves (callers of hot code)"),
-    inverted: bool = typer.Option(False, "--inverted", help="icicle graph: root at the top"),
-    top: int = typer.Option(10, "--top", min=0, help="print the top-N functions table (0: none)"),
-) -> None:
-    """Render SystemTap stack samples (or folded stacks) as a flame graph, folded text or speedscope JSON."""
-    import datetime
+def _read_input(err, input: str, input_format: "InFormat", demangle: bool, before: dict | None = None):
+    """Read stap output or folded stacks from a file or stdin ('-'): (Collapsed, kind, source name).
 
-    from rich.console import Console
-    from rich.text import Text
-
+    With ``before`` (a dict), the first counts of a differential folded file are put there."""
     from .collapse import collapse_stap
-    from .folded import collapse_folded, looks_folded, write_folded
-    from .speedscope import write_speedscope
-    from .summary import print_top, top_functions
-    from .svg import render_svg
+    from .folded import collapse_folded, looks_folded
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    out_format = fmt.value if fmt else _guess_format(output)
-
-    # --- open the input -------------------------------------------------------------------
     if input == "-":
         stream = sys.stdin.buffer
         if not hasattr(stream, "peek"):  # e.g. a BytesIO standing in for stdin
@@ -114,36 +83,129 @@ def flamegraph(
         if kind == "auto":
             kind = "folded" if looks_folded(sample) else "stap"
         try:
-            collapsed = collapse_folded(stream) if kind == "folded" else collapse_stap(stream)
+            if kind == "folded":
+                collapsed = collapse_folded(stream, demangle=demangle, before=before)
+            else:
+                collapsed = collapse_stap(stream, demangle=demangle)
         except OSError as e:
             _fail(err, f"{input}: read error ({e.strerror})", 2)
     finally:
         if input != "-":
             stream.close()
+    return collapsed, kind, source_name
 
-    # --- what stap said, what looked wrong ------------------------------------------------
+
+def _report(err, collapsed, source_name: str, kind: str, label: str = "") -> None:
+    """What stap said and what looked wrong; exit 1 when there is no stack at all."""
+    from rich.text import Text
+
+    from .summary import terminal_text
+
     if collapsed.messages:
-        err.print(Text(f"stap reported {len(collapsed.messages)} message(s):", style="yellow"))
+        err.print(Text(f"{label}stap reported {len(collapsed.messages)} message(s):", style="yellow"))
         for m in collapsed.messages[:5]:
-            err.print(Text("  " + m))
+            err.print(Text("  " + terminal_text(m)))
         if len(collapsed.messages) > 5:
             err.print(Text(f"  … and {len(collapsed.messages) - 5} more"))
     for prob in collapsed.problems:
-        err.print(Text("warning: ", style="yellow") + Text(prob))
+        err.print(Text("warning: ", style="yellow") + Text(label + terminal_text(prob)))
     if not collapsed.stacks:
         hint = (
             "expected folded lines 'a;b;c 42'"
             if kind == "folded"
             else "expected stap print_ustack frames followed by a count line (or folded stacks)"
         )
-        _fail(err, f"no stacks found in {source_name}: {hint}", 1)
+        _fail(err, f"no stacks found in {terminal_text(source_name)}: {hint}", 1)
+
+
+def flamegraph(
+    input: str = typer.Argument(
+        ..., help="stap output (print_ustack + count lines) or folded stacks; '-' reads stdin. "
+                  "With --diff: the BEFORE profile", metavar="INPUT"
+    ),
+    after: Optional[str] = typer.Argument(
+        None, help="with --diff: the AFTER profile (stap output or folded)", metavar="[AFTER]", show_default=False
+    ),
+    output: Optional[str] = typer.Option(
+        None, "--output", "-o", help="file to write ('-' or absent: stdout)", metavar="FILE"
+    ),
+    fmt: Optional[OutFormat] = typer.Option(
+        None, "--format", "-f", help="svg, folded or speedscope (default: from the -o suffix, else svg)"
+    ),
+    input_format: InFormat = typer.Option(InFormat.auto, "--input-format", help="auto, stap or folded"),
+    title: str = typer.Option("Flame Graph", "--title", help="title of the SVG"),
+    subtitle: Optional[str] = typer.Option(None, "--subtitle", help="second line under the title"),
+    width: int = typer.Option(1200, "--width", min=200, max=100000, help="SVG width in pixels"),
+    minwidth: float = typer.Option(
+        0.1, "--minwidth", min=0.0, help="frames narrower than this many pixels are left out of the SVG"
+    ),
+    palette: Palette = typer.Option(Palette.hot, "--palette", help="hot, or module (a colour per library)"),
+    reverse: bool = typer.Option(False, "--reverse", help="merge stacks from the leaves (callers of hot code)"),
+    inverted: bool = typer.Option(False, "--inverted", help="icicle graph: root at the top"),
+    top: int = typer.Option(10, "--top", min=0, help="print the top-N functions table (0: none)"),
+    diff: bool = typer.Option(
+        False, "--diff", help="differential graph of INPUT (before) and AFTER: AFTER's widths, red where a "
+                              "frame grew, blue where it shrank; --format folded writes 'stack before after'"),
+    normalise: bool = typer.Option(
+        False, "--normalise", "--normalize", help="with --diff: scale BEFORE to AFTER's sample total"),
+    raw_names: bool = typer.Option(
+        False, "--raw-names", help="keep C++/Rust names mangled (default: demangled with binutils' c++filt)"),
+) -> None:
+    """Render SystemTap stack samples (or folded stacks) as a flame graph, folded text or speedscope JSON."""
+    import datetime
+
+    from rich.console import Console
+    from rich.text import Text
+
+    from .folded import write_folded
+    from .speedscope import write_speedscope
+    from .summary import print_top, terminal_text, top_functions
+    from .svg import render_svg
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    out_format = fmt.value if fmt else _guess_format(output)
+    if diff and after is None:
+        _fail(err, "--diff needs two profiles: BEFORE AFTER", 2)
+    if after is not None and not diff:
+        _fail(err, f"unexpected second input {after!r} (two inputs make a differential graph: add --diff)", 2)
+    if diff and out_format == "speedscope":
+        _fail(err, "speedscope has no differential form: use --format svg or folded with --diff", 2)
+    if normalise and not diff:
+        _fail(err, "--normalise only applies to --diff", 2)
+
+    before_stacks = None
+    if diff:
+        before_c, kind_b, name_b = _read_input(err, input, input_format, not raw_names)
+        _report(err, before_c, name_b, kind_b, label="before: ")
+        before_stacks = before_c.stacks
+        collapsed, kind, source_name = _read_input(err, after, input_format, not raw_names)
+        _report(err, collapsed, source_name, kind, label="after: ")
+        if normalise:
+            from .diff import normalised
+
+            before_stacks = normalised(before_stacks, collapsed.total)
+    else:
+        collapsed, kind, source_name = _read_input(err, input, input_format, not raw_names)
+        _report(err, collapsed, source_name, kind)
+
+    pal = palette.value
+    if pal == "module" and not diff and not collapsed.modules:
+        err.print(Text("warning: ", style="yellow") + Text(
+            f"--palette module: {terminal_text(source_name)} names no modules (folded stacks carry none); "
+            "using the hot palette"))
+        pal = "hot"
 
     total = collapsed.total
     meta = {
-        "source": source_name,
+        "source": source_name if not diff else f"{Path(input).name} → {source_name}",
         "samples": total,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
+    if diff and subtitle is None:
+        from .diff import change_summary
+
+        subtitle = change_summary(before_stacks, collapsed.stacks) + (
+            " (before normalised to after's total)" if normalise else "")
 
     # --- write ----------------------------------------------------------------------------
     to_stdout = output in (None, "-")
@@ -161,10 +223,15 @@ def flamegraph(
             sink = open(tmp_path, "wb")
         try:
             if out_format == "folded":
-                write_folded(collapsed.stacks, sink)
+                if diff:
+                    from .diff import write_diff_folded
+
+                    write_diff_folded(before_stacks, collapsed.stacks, sink)
+                else:
+                    write_folded(collapsed.stacks, sink)
             elif out_format == "speedscope":
                 write_speedscope(collapsed.stacks, sink, name=title if title != "Flame Graph" else source_name,
-                                 modules=collapsed.modules)
+                                 modules=collapsed.modules, names=collapsed.names)
             else:
                 render_svg(
                     collapsed.stacks,
@@ -174,10 +241,11 @@ def flamegraph(
                     meta=meta,
                     width=width,
                     minwidth=minwidth,
-                    palette=palette.value,
+                    palette=pal,
                     reverse=reverse,
                     inverted=inverted,
                     modules=collapsed.modules,
+                    before=before_stacks,
                 )
         finally:
             if not to_stdout:
@@ -206,10 +274,13 @@ def flamegraph(
             top_functions(collapsed.stacks, top),
             total_samples=total,
             console=console,
-            title=f"Top {top} functions by self samples ({total:,} samples, {len(collapsed.stacks):,} unique stacks)",
+            title=f"Top {top} functions by self samples ({total:,} samples, {len(collapsed.stacks):,} unique stacks)"
+            + (" after" if diff else ""),
         )
+        if diff:
+            console.print(Text(subtitle or ""))
         if not to_stdout:
-            console.print(Text(f"wrote {output} ({out_format})"))
+            console.print(Text(f"wrote {terminal_text(output)} ({out_format}{', differential' if diff else ''})"))
 
 
 def profile(
@@ -262,6 +333,10 @@ def profile(
         None, "--staprun", metavar="PATH", help="with --module: the staprun to run (default: staprun on PATH)"),
     snapshot: Optional[Path] = typer.Option(None, "--host-snapshot", hidden=True,
                                             help="decide readiness from a saved host snapshot (tests)"),
+    baseline: Optional[Path] = typer.Option(
+        None, "--baseline", metavar="DIR",
+        help="an earlier profile's output directory: also write flamegraph.diff.svg (and stacks.diff.folded), "
+             "this profile coloured by its change since that one (samples normalised)"),
 ) -> None:
     """Sample a process's user-space stacks with SystemTap; write stacks, flame graph, speedscope and summary.
 
@@ -279,6 +354,34 @@ def profile(
         maxbacktrace=maxbacktrace, maxstringlen=maxstringlen, maxskipped=maxskipped, no_overload=no_overload,
         buffer_size=buffer_size, frequency=frequency, compile_only=compile_only, kernel_release=kernel_release,
         exe=list(exe) if exe else None, module=module, staprun=staprun)
+    if baseline is not None:
+        from .diff import check_baseline
+
+        why = check_baseline(baseline) if compile_only is None else "--baseline does not go with --compile-only"
+        if why:
+            from rich.console import Console
+
+            _fail(Console(stderr=True, highlight=False, soft_wrap=True), why, 2)
     code = profile_command(req, force=force, snapshot=str(snapshot) if snapshot else None, top=top)
+    if baseline is not None and output is not None and (output / "stacks.folded").is_file():
+        _baseline_diff(baseline, output)
     if code:
         raise typer.Exit(code)
+
+
+def _baseline_diff(baseline: Path, output: Path) -> None:
+    """The differential graph of this profile against BASELINE (profile --baseline)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from .diff import write_baseline_diff
+    from .summary import terminal_text
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        svg = write_baseline_diff(baseline, output)
+    except OSError as e:
+        console.print(Text("warning: ", style="yellow") + Text(
+            f"no differential graph against {terminal_text(str(baseline))}: {e.strerror or e}"))
+        return
+    console.print(Text(f"change since {terminal_text(str(baseline))}: {terminal_text(str(svg))}"))

@@ -9,19 +9,19 @@ stap prints each aggregated stack leaf first, one frame per line, followed by a 
 
 plus variants seen in the wild: no `` : name`` part (`` 0x7f.. [/lib/libc.so.6+0x27b4a/0x1de000]``),
 a trailing `` (inexact)``, module paths truncated by stap with a leading ``...`` or without the
-closing ``]``.  Lines are read as bytes and streamed: memory grows with the number of unique stacks
-(plus a bounded cache of frame lines), never with the input size.
+closing ``]``.  Input is read as bytes in fixed-size chunks: memory grows with the number of unique
+stacks, never with the input size.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
-#: Frame-line cache entries before the cache is dropped (keeps memory bounded on hostile input).
-_CACHE_LIMIT = 400_000
 #: How many stap messages / skipped lines are kept verbatim (the rest are only counted).
 _KEEP_MESSAGES = 200
 
@@ -33,8 +33,10 @@ class Collapsed:
     stacks: dict[tuple[str, ...], int] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    #: frame name -> module basename (first module seen for that name); drives the module palette.
+    #: frame key -> module basename (the palette, speedscope's ``file``); a key is unique per module
     modules: dict[str, str] = field(default_factory=dict)
+    #: frame key -> the function's name, for keys that carry their module (``main [nginx]`` -> ``main``)
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -117,9 +119,9 @@ def parse_frame(text: str) -> tuple[str, str]:
         if module:
             plus = module_raw.find("+0x")
             off = module_raw[plus + 1 :].partition("/")[0] if plus > 0 else addr
-            return _clean_name(f"[{module}+{off}]"), module
+            return _clean_name(f"[{module}+{off}]"), _clean_name(module)
         return _clean_name(sym or addr), ""
-    return _clean_name(sym), module
+    return _clean_name(sym), _clean_name(module)
 
 
 def _looks_like_frame(s: bytes) -> bool:
@@ -130,77 +132,267 @@ def _looks_like_frame(s: bytes) -> bool:
     return c in b"0123456789abcdefABCDEF"
 
 
-def collapse_stap(lines: Iterable[bytes]) -> Collapsed:
-    """Stream stap output lines (bytes, any line ending) into a :class:`Collapsed`.
+# --- the fast paths -----------------------------------------------------------------------------
+# Per frame line, a Python loop would spend more than perl does.  So a chunk of lines is looked up
+# in a dict of frame lines seen before, in C (split, then map), and Python works per stack and per
+# line it has not seen (see collapse_stap).  When frame lines repeat (fixed call sites), that is
+# all.  When they do not (a sampled PC varies, stacks of many processes), the chunk is first
+# rewritten by the regex engine: the parts that vary from line to line without changing the frame
+# (the address; a resolved symbol's +offset/size) become constants, so the rewritten lines
+# ("records") repeat.  Each rewrite is only applied where it
+# cannot change parse_frame's answer (see the patterns; a test compares every path with parse_frame
+# line by line).  Lines that are not frames go through the line-by-line code in collapse_stap.
+_X = rb"0x[0-9a-fA-F]+"
+#: "ADDR : " before a name that starts with a printable character that is not "+" nor "(inexact)",
+#: and not "0x" (then the name is resolved and the address never part of the frame) -- or "0x" of
+#: an unresolved frame whose module part (after the last "[") does not start with "+" and holds
+#: "+0x" (then the name is "[module+offset]" from that part).  A record is b"\x01" + the rest.
+_N_ADDR = re.compile(rb"\n[ \t]*" + _X + rb" : (?=[!-~])(?!\+|\(inexact\))(?:(?!0x)|(?=" + _X
+                     + rb" \[(?!\+)(?=[^\n\[]*+\n)(?=[^\n]+?\+0x)))")
+#: a symbol's "+0xOFF/0xSIZE [" before the last "[" of its line: parse_frame strips it whole.
+_N_OFFSET = re.compile(rb"\+" + _X + rb"/" + _X + rb" \[(?=[^\n\[]*+\n)")
+#: a line that is not a record but holds "+0x" (_N_OFFSET must not touch it)
+_N_RISKY = re.compile(rb"\n[^\x01\n][^\n]*?\+0x")
+_CHUNK = 1 << 18
+#: bytes of a chunk whose repeated lines decide whether it is rewritten
+_SAMPLE = 1 << 16
+#: a count of more digits is taken for garbage (10**18 samples is ~30 years at 1 GHz)
+_MAX_COUNT_DIGITS = 18
+#: entries of the line cache before it is dropped (memory stays bounded on any input)
+_CACHE_LIMIT = 200_000
 
-    Count lines end a stack; ``WARNING:``/``ERROR:`` lines are collected, never framed; other text
-    is skipped and counted; a final stack without a count is reported and dropped (its weight is
-    unknown), every complete stack before it is kept.
+
+def _chunks(lines) -> Iterable[bytes]:
+    """The input as chunks of whole lines, each starting with a newline and ending with one."""
+    rest = b"\n"
+    read = getattr(lines, "read", None)
+    if read is not None:
+        parts = [rest]  # a line longer than a chunk is gathered here (no quadratic +=)
+        while True:
+            data = read(_CHUNK)
+            if not data:
+                break
+            if isinstance(data, str):
+                data = data.encode("utf-8", "surrogateescape")
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                parts.append(data)
+                continue
+            parts.append(data[: cut + 1])
+            yield b"".join(parts)
+            parts = [b"\n" + data[cut + 1 :]]
+        rest = b"".join(parts)
+    else:
+        buf: list[bytes] = [rest]
+        size = 0
+        for line in lines:
+            if isinstance(line, str):
+                line = line.encode("utf-8", "surrogateescape")
+            if not line.endswith(b"\n"):
+                line += b"\n"
+            buf.append(line)
+            size += len(line)
+            if size >= _CHUNK:
+                yield b"".join(buf)
+                buf = [b"\n"]
+                size = 0
+        rest = b"".join(buf)
+    if rest != b"\n":
+        yield rest if rest.endswith(b"\n") else rest + b"\n"
+
+
+def _rewrite(chunk: bytes) -> bytes:
+    """The chunk with its common frame lines as records (see the comment above)."""
+    chunk = _N_ADDR.sub(b"\n\x01", chunk)
+    if _N_RISKY.search(chunk) is None:
+        chunk = _N_OFFSET.sub(b"+0x0/0x0 [", chunk)
+    return chunk
+
+
+class _Frames:
+    """Frame line or record (bytes) -> id of its (name, module) pair: ``cache`` holds the lines seen
+    (looked up in C by collapse_stap), ``parse`` the rest."""
+
+    def __init__(self) -> None:
+        self.cache: dict[bytes, int] = {}
+        self.pair_id: dict[tuple[str, str], int] = {}
+
+    def parse(self, line: bytes) -> int:
+        if line[:1] == b"\x01":
+            text = (b"0x0 : " + line[1:]).strip()
+        else:
+            text = line.strip()
+        pair = parse_frame(_decode(text))
+        i = self.pair_id.setdefault(pair, len(self.pair_id))
+        if len(self.cache) >= _CACHE_LIMIT:
+            self.cache.clear()
+        self.cache[line] = i
+        return i
+
+
+def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed:
+    """Stream stap output (a binary file, or lines as bytes) into a :class:`Collapsed`.
+
+    A stack is a run of frame lines (leaf first) ended by its count line.  ``WARNING:``/``ERROR:``
+    lines are stap's messages, printed to stderr and often merged into the same file between the
+    lines of a stack: they are collected, never framed, and do not end a stack.  Any other line (a
+    header, a shell prompt, a separator) ends the stack in progress: that stack has no count, so its
+    weight is unknown and it is reported and dropped, as is a final stack cut short.  A blank line
+    is skipped and ends nothing: scripts print one between the frames and the count or between
+    records (``print_ustack(s); printf("\n%d\n", n)``), and stackcollapse-stap.pl reads it so too.
+    ``demangle`` turns C++/Rust symbol names into readable ones (see :mod:`.demangle`).
     """
     result = Collapsed()
-    stacks = result.stacks
-    modules = result.modules
     messages = result.messages
-    cache: dict[bytes, str] = {}
-    frames: list[str] = []
+    counts: dict[tuple[int, ...], int] = {}
+    frames = _Frames()
+    pending: list[int] = []  # frame ids of the stack in progress, leaf first
+    pending_line = 0
+    cut_short = 0
+    cut_example = ""
     skipped = 0
     skipped_examples: list[str] = []
     n_messages = 0
     orphan_counts = 0
+    bad_counts = 0
     lineno = 0
-    cache_get = cache.get
-    frames_append = frames.append
 
-    for line in lines:
-        lineno += 1
-        name = cache_get(line)
-        if name is not None:
-            frames_append(name)
-            continue
-        s = line.strip()
-        if not s:
-            continue
-        if _looks_like_frame(s):
-            name, module = parse_frame(_decode(s))
-            if module and name not in modules:
-                modules[name] = module
-            if len(cache) >= _CACHE_LIMIT:
-                cache.clear()
-            cache[line] = name
-            frames_append(name)
-            continue
-        if s.isdigit():
-            if frames:
-                key = tuple(reversed(frames))
-                stacks[key] = stacks.get(key, 0) + int(s)
-                frames.clear()
-            else:
-                orphan_counts += 1
-            continue
-        if s.startswith((b"WARNING:", b"ERROR:")):
-            n_messages += 1
-            if len(messages) < _KEEP_MESSAGES:
-                messages.append(_decode(s))
-            continue
-        skipped += 1
-        if len(skipped_examples) < 3:
-            skipped_examples.append(f"line {lineno}: {_decode(s)[:80]}")
+    def end_without_count(reason_line: int) -> None:
+        nonlocal cut_short, cut_example
+        cut_short += 1
+        if not cut_example:
+            leaf = next(p for p, i in frames.pair_id.items() if i == pending[0])[0]
+            cut_example = f"the stack at line {pending_line}, leaf {leaf[:80]!r}" + (
+                f", ended by line {reason_line}" if reason_line else "")
+        pending.clear()
 
-    if frames:
+    cache_get = frames.cache.get
+    for chunk in _chunks(lines):
+        # Rewritten when its lines hardly repeat even within the chunk (a few %, where the stacks of
+        # one program share callers: a quarter).  Then every line is looked up (in C); a frame line
+        # seen before gives its id, anything else None, and only the Nones cost Python: the next one
+        # is found by list.index, the frames before it are added to the stack by a slice.  A chunk
+        # with \x01 bytes of its own is never rewritten and is read line by line.
+        own_x01 = b"\x01" in chunk
+        if not own_x01:
+            some = chunk[:_SAMPLE].split(b"\n")
+            if len(set(some)) > 0.9 * len(some):
+                chunk = _rewrite(chunk)
+        text = chunk.split(b"\n")
+        end = len(text) - 1  # text[0] and text[end] are the empty ends of "\n...\n"
+        ids = [None] * len(text) if own_x01 else list(map(cache_get, text))
+        i = 1
+        while i < end:
+            try:
+                j = ids.index(None, i, end)
+            except ValueError:
+                j = end
+            if j > i:
+                if not pending:
+                    pending_line = lineno + i
+                pending += ids[i:j]
+                if j == end:
+                    break
+            i = j + 1
+            line = text[j]
+            s = line.strip()
+            if not s:
+                continue  # a blank line ends nothing (see the docstring)
+            if (line[:1] == b"\x01" and not own_x01) or _looks_like_frame(s):
+                if not pending:
+                    pending_line = lineno + j
+                pending.append(frames.parse(line))
+                continue
+            if s.isdigit():
+                if len(s) > _MAX_COUNT_DIGITS:
+                    bad_counts += 1
+                    pending.clear()
+                elif pending:
+                    key = tuple(pending)
+                    pending.clear()
+                    counts[key] = counts.get(key, 0) + int(s)
+                else:
+                    orphan_counts += 1
+                continue
+            if s.startswith((b"WARNING:", b"ERROR:")):
+                n_messages += 1
+                if len(messages) < _KEEP_MESSAGES:
+                    messages.append(_clean_name(_decode(s)))
+                continue
+            if pending:
+                end_without_count(lineno + j)
+            skipped += 1
+            if len(skipped_examples) < 3:
+                skipped_examples.append(f"line {lineno + j}: {_clean_name(_decode(s[:240]))[:80]}")
+        lineno += end - 1
+
+    if pending:
+        end_without_count(0)
+    _finish(result, counts, frames.pair_id, demangle)
+    if cut_short:
         result.problems.append(
-            f"the last stack ({len(frames)} frames, leaf {frames[0]!r}) has no count line "
-            "(output cut short?); it was dropped, the complete stacks before it are kept"
+            f"{cut_short} stack(s) had no count line and were dropped (output cut short, or text in the "
+            f"middle of a stack?): first {cut_example}; the complete stacks are kept"
         )
     if n_messages > len(messages):
-        result.problems.append(
-            f"{n_messages} stap messages, only the first {len(messages)} kept"
-        )
+        result.problems.append(f"{n_messages} stap messages, only the first {len(messages)} kept")
     if skipped:
         result.problems.append(
-            f"{skipped} lines that are neither frames nor counts were skipped ("
-            + "; ".join(skipped_examples)
-            + ")"
+            f"{skipped} lines that are neither frames nor counts were skipped (" + "; ".join(skipped_examples) + ")"
         )
     if orphan_counts:
         result.problems.append(f"{orphan_counts} count lines without a stack before them were ignored")
+    if bad_counts:
+        result.problems.append(
+            f"{bad_counts} count lines of more than {_MAX_COUNT_DIGITS} digits were taken for garbage "
+            "(their stacks were dropped)")
     return result
+
+
+def _finish(result: Collapsed, counts: dict[tuple[int, ...], int], pair_id: dict[tuple[str, str], int],
+            demangle: bool) -> None:
+    """Stacks of pair ids (leaf first) -> tuples of frame keys, root first."""
+    used: set[int] = set()
+    for k in counts:
+        used.update(k)
+    # only frames of stacks kept: a dropped stack's main must not make another main ambiguous
+    key_of, result.modules, result.names = frame_keys({p for p, i in pair_id.items() if i in used}, demangle,
+                                                      result.problems)
+    keys = [""] * len(pair_id)
+    for p, i in pair_id.items():
+        if i in used:
+            keys[i] = key_of[p]
+    id_key = keys.__getitem__
+    stacks = result.stacks
+    for k, c in counts.items():
+        key = tuple(map(id_key, reversed(k)))
+        stacks[key] = stacks.get(key, 0) + c
+
+
+def frame_keys(frames: set[tuple[str, str]], demangle: bool, problems: list[str]):
+    """(name, module) pairs -> ({pair: frame key}, {key: module}, {key: name where it differs}).
+
+    A frame's key is its (demangled) name; a name found in two modules (nginx's and qemu's ``main``)
+    gets its module in the key, ``main [nginx]``, so the two never merge and each keeps its module."""
+    from .demangle import demangle_names
+
+    pretty = demangle_names({n for n, _ in frames}, problems) if demangle else {}
+    seen: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    for n, m in frames:
+        if m:
+            d = pretty.get(n, n)
+            if seen.setdefault(d, m) != m:
+                ambiguous.add(d)
+    key_of: dict[tuple[str, str], str] = {}
+    modules: dict[str, str] = {}
+    display: dict[str, str] = {}
+    for n, m in frames:
+        d = pretty.get(n, n)
+        k = f"{d} [{m}]" if m and d in ambiguous else d
+        key_of[(n, m)] = k
+        if m:
+            modules[k] = m
+        if k != d:
+            display[k] = d
+    return key_of, modules, display

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
+
+# C0, DEL and C1 (U+009B is a one-character CSI on some terminals); lone surrogates cannot be printed
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: characters of one name shown in the terminal (Rich wraps a 10 MB name for a minute)
+TERMINAL_NAME_MAX = 300
+
+
+def terminal_text(s: str, limit: int = 2000) -> str:
+    """Text safe to print: control characters (escape sequences) shown as U+FFFD, length capped."""
+    if len(s) > limit:
+        s = s[:limit] + f"… ({len(s) - limit:,} more characters)"
+    return _UNPRINTABLE.sub("\ufffd", s)
 
 
 class Row(NamedTuple):
@@ -34,7 +47,7 @@ def print_top(rows: list[Row], *, total_samples: int | None = None, console=None
     from rich.text import Text
 
     console = console or Console()
-    table = Table(title=title or "Top functions", title_justify="left")
+    table = Table(title=terminal_text(title or "Top functions"), title_justify="left")
     table.add_column("Self", justify="right")
     table.add_column("Self %", justify="right")
     table.add_column("Total", justify="right")
@@ -43,5 +56,5 @@ def print_top(rows: list[Row], *, total_samples: int | None = None, console=None
     for r in rows:
         sp = f"{100 * r.self / total_samples:.2f}" if total_samples else ""
         tp = f"{100 * r.total / total_samples:.2f}" if total_samples else ""
-        table.add_row(f"{r.self:,}", sp, f"{r.total:,}", tp, Text(r.name))
+        table.add_row(f"{r.self:,}", sp, f"{r.total:,}", tp, Text(terminal_text(r.name, TERMINAL_NAME_MAX)))
     console.print(table)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_right
+from operator import ne
 import zlib
 from importlib import resources
 from typing import IO, Iterable
@@ -26,8 +27,13 @@ BOTTOM = 36  # room for details + matched line
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
+_NEEDS_ESCAPE = re.compile("[&<>\"'\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
 def xml_text(s: str) -> str:
     """Escape for XML text and attribute values (quotes too) and drop chars XML cannot carry."""
+    if _NEEDS_ESCAPE.search(s) is None:  # most names: nothing to do (one scan instead of six)
+        return s
     if _BAD_XML.search(s):
         s = _BAD_XML.sub("\ufffd", s)
     return (
@@ -129,6 +135,24 @@ def _fmt_int(n: int) -> str:
     return f"{n:,}"
 
 
+def diff_colour(delta: int, maxdelta: int) -> str:
+    """Red for growth, blue for shrinkage, white for none; deeper the closer |delta| is to the
+    largest change in the graph (FlameGraph's differential scale)."""
+    if not delta or not maxdelta:
+        return "#ffffff"
+    v = int(210 * min(1.0, abs(delta) / maxdelta))
+    if delta > 0:
+        return "#ff%02x%02x" % (255 - v, 255 - v)
+    return "#%02x%02xff" % (255 - v, 255 - v)
+
+
+def _delta_text(delta: int, total: int) -> str:
+    """``+1,234, +5.10%``: the change, and the change as a share of the after total (no " (": the
+    name is what comes before the last " (" of a title)."""
+    pct = 100 * delta / total if total else 0.0
+    return f"{delta:+,}, {pct:+.2f}%"
+
+
 def trim_label(name: str, width_px: float) -> str:
     """Text that fits a frame of ``width_px`` (same rule as the JavaScript uses after zooming)."""
     room = int((width_px - 6) / (FONT_SIZE * CHAR_W))
@@ -140,19 +164,27 @@ def trim_label(name: str, width_px: float) -> str:
 
 
 def _layout(
-    stacks: dict[tuple[str, ...], int], min_samples: float
-) -> tuple[list[tuple[str, int, int, int]], int]:
-    """Frames as (name, depth, start, samples) for every frame at least ``min_samples`` wide.
+    stacks: dict[tuple[str, ...], int], min_samples: float, before: dict[tuple[str, ...], int] | None = None
+) -> tuple[list[tuple], int]:
+    """Frames as (name, depth, start, samples[, samples before]) for every frame at least
+    ``min_samples`` wide.
 
-    Depth 0 is the synthetic root ``all``.  Returns the frames and the deepest depth kept.
+    Depth 0 is the synthetic root ``all``.  Returns the frames and the deepest depth kept.  With
+    ``before`` (a differential graph) the widths are still ``stacks``'s and each frame also gets its
+    count in ``before``: stacks found only there add to their callers' counts, not to any width.
     """
-    items = sorted(stacks.items())
-    out: list[tuple[str, int, int, int]] = []
+    if before is None:
+        items = sorted(stacks.items())
+    else:
+        items = sorted((k, (stacks.get(k, 0), before.get(k, 0))) for k in stacks.keys() | before.keys())
+    out: list[tuple] = []
     emit = out.append
     open_names: list[str] = []
     open_start: list[int] = []  # non-decreasing with depth: deeper frames start later
+    open_bstart: list[int] = []  # the same, in the before counts
     prev: tuple[str, ...] = ()
     x = 0
+    xb = 0
     maxdepth = 0
 
     def close(i: int, x: int) -> None:
@@ -160,29 +192,41 @@ def _layout(
         nonlocal maxdepth
         # widths shrink with depth, so the wide-enough ones are a contiguous run from i
         k = bisect_right(open_start, x - min_samples, i)
-        for d in range(i, k):
-            emit((open_names[d], d + 1, open_start[d], x - open_start[d]))
+        if before is None:
+            for d in range(i, k):
+                emit((open_names[d], d + 1, open_start[d], x - open_start[d]))
+        else:
+            for d in range(i, k):
+                emit((open_names[d], d + 1, open_start[d], x - open_start[d], xb - open_bstart[d]))
+            del open_bstart[i:]
         if k > i and k > maxdepth:
             maxdepth = k
         del open_names[i:]
         del open_start[i:]
 
     for stack, count in items:
-        if count <= 0:
+        if before is not None:
+            count, bcount = count
+            if count <= 0 and bcount <= 0:
+                continue
+            count = max(count, 0)
+        elif count <= 0:
             continue
+        # the frames this stack shares with the previous one (compared in C, not frame by frame)
         n = min(len(prev), len(stack))
-        i = 0
-        while i < n and prev[i] == stack[i]:
-            i += 1
+        i = n if prev[:n] == stack[:n] else list(map(ne, prev[:n], stack[:n])).index(True)
         if i < len(open_names):
             close(i, x)
         open_names.extend(stack[i:])
         open_start.extend([x] * (len(stack) - i))
+        if before is not None:
+            open_bstart.extend([xb] * (len(stack) - i))
+            xb += max(bcount, 0)
         x += count
         prev = stack
     close(0, x)
     if x > 0:
-        emit(("all", 0, 0, x))
+        emit(("all", 0, 0, x) if before is None else ("all", 0, 0, x, xb))
     return out, maxdepth
 
 
@@ -209,9 +253,13 @@ def render_svg(
     inverted: bool = False,
     modules: dict[str, str] | None = None,
     count_name: str = "samples",
+    before: dict[tuple[str, ...], int] | None = None,
 ) -> dict:
     """Write an interactive SVG flame graph to ``out`` (text or binary stream).
 
+    With ``before`` it is a differential graph: ``stacks`` (the after profile) gives the widths,
+    each frame is red where it grew since ``before``, blue where it shrank (the deeper, the larger
+    the change), and its tooltip and details line give both counts and the change.
     Returns a small report: frames written (after pruning), total samples, maximum depth.
     """
     if palette not in ("hot", "module"):
@@ -222,18 +270,26 @@ def render_svg(
         raise ValueError("minwidth must not be negative")
     if reverse:
         stacks = reverse_stacks(stacks)
+        if before is not None:
+            before = reverse_stacks(before)
     total = sum(c for c in stacks.values() if c > 0)
     plot_w = width - 2 * XPAD
     scale = plot_w / total if total else 0.0
     min_samples = (minwidth / scale) if scale else 0.0
-    frames, maxdepth = _layout(stacks, min_samples)
+    if before is not None:
+        min_samples = max(min_samples, 1e-9)  # a frame gone since before has no width: not drawn
+    frames, maxdepth = _layout(stacks, min_samples, before)
+    diff = before is not None
+    maxdelta = max((abs(f[3] - f[4]) for f in frames if f[1] > 0), default=0) if diff else 0
 
     top = TOP_BASE + (16 if (subtitle or meta) else 0)
     legend_rows = 0
     mod_colour: dict[str, tuple[int, int, int]] = {}
-    if palette == "module":
+    if diff:
+        legend_rows = 1
+    elif palette == "module":
         mod_samples: dict[str, int] = {}
-        for name, depth, _start, w in frames:
+        for name, depth, _start, w, *_ in frames:
             if depth == 0:
                 continue
             m = frame_module(name, modules)
@@ -250,6 +306,7 @@ def render_svg(
         return top + (maxdepth - depth) * FRAME_H
 
     colour_cache: dict[str, str] = {}
+    unit_l = xml_text(count_name)
     parts: list[str] = []
     w_ = parts.append
     try:
@@ -269,7 +326,8 @@ def render_svg(
         f'viewBox="0 0 {width} {height}" class="stapdoctor-flame{" inverted" if inverted else ""}" '
         f'data-total="{total}" data-width="{width}" data-xpad="{XPAD}" data-fh="{FRAME_H}" '
         f'data-fs="{FONT_SIZE}" data-cw="{CHAR_W}" data-unit="{xml_text(count_name)}" '
-        f'data-inverted="{1 if inverted else 0}" data-reverse="{1 if reverse else 0}">\n'
+        f'data-inverted="{1 if inverted else 0}" data-reverse="{1 if reverse else 0}" '
+        f'data-diff="{1 if diff else 0}">\n'
     )
     meta_full = dict(meta or {})
     meta_full.setdefault("samples", total)
@@ -301,7 +359,14 @@ def render_svg(
             sub_parts.append(f"{label}{v}")
     if sub_parts:
         w_(f'<text id="subtitle" x="{width / 2:.0f}" y="42">{xml_text("  ·  ".join(map(str, sub_parts)))}</text>\n')
-    if legend_rows:
+    if diff:
+        ly = top - 14
+        w_('<g id="legend">'
+           f'<rect x="{XPAD}" y="{ly}" width="10" height="10" fill="{diff_colour(1, 1)}"/>'
+           f'<text x="{XPAD + 14}" y="{ly + 9}">more {unit_l} than before</text>'
+           f'<rect x="{XPAD + 200}" y="{ly}" width="10" height="10" fill="{diff_colour(-1, 1)}"/>'
+           f'<text x="{XPAD + 214}" y="{ly + 9}">fewer (widths: after)</text></g>\n')
+    elif legend_rows:
         lx = XPAD
         ly = top - 14
         w_('<g id="legend">')
@@ -323,27 +388,37 @@ def render_svg(
     w_(f'<g id="frames" data-top="{top}" data-maxdepth="{maxdepth}">\n')
 
     pct_div = total / 100.0 if total else 1.0
-    for name, depth, start, samples in frames:
+    unit = xml_text(count_name)
+    for frame in frames:
+        name, depth, start, samples = frame[:4]
         x = XPAD + start * scale
         fw = samples * scale
-        if depth == 0:
-            fill = "#c8c8c8"
-        elif palette == "hot":
-            fill = colour_cache.get(name)
-            if fill is None:
-                fill = colour_cache[name] = hot_colour(name)
+        if diff:
+            bsamples = frame[4]
+            fill = diff_colour(samples - bsamples, maxdelta)
+            info = (f"{_fmt_int(samples)} {unit}, {samples / pct_div:.2f}%; before {_fmt_int(bsamples)}; "
+                    f"change {_delta_text(samples - bsamples, total)}")
+            extra = f' data-b="{bsamples}"'
         else:
-            fill = colour_cache.get(name)
-            if fill is None:
-                fill = colour_cache[name] = _shade(mod_colour.get(frame_module(name, modules), _UNKNOWN_RGB), name)
+            extra = ""
+            info = f"{_fmt_int(samples)} {unit}, {samples / pct_div:.2f}%"
+            if depth == 0:
+                fill = "#c8c8c8"
+            elif palette == "hot":
+                fill = colour_cache.get(name)
+                if fill is None:
+                    fill = colour_cache[name] = hot_colour(name)
+            else:
+                fill = colour_cache.get(name)
+                if fill is None:
+                    fill = colour_cache[name] = _shade(mod_colour.get(frame_module(name, modules), _UNKNOWN_RGB), name)
         esc = xml_text(name)
         label = trim_label(name, fw)
         y = y_of(depth)
         if len(parts) >= 2000:
             flush()
         w_(
-            f'<g data-x="{start}" data-s="{samples}" data-d="{depth}"><title>{esc} '
-            f"({_fmt_int(samples)} {count_name}, {samples / pct_div:.2f}%)</title>"
+            f'<g data-x="{start}" data-s="{samples}" data-d="{depth}"{extra}><title>{esc} ({info})</title>'
             f'<rect x="{x:.2f}" y="{y}" width="{fw:.2f}" height="{FRAME_H - 1}" fill="{fill}" rx="2"/>'
             f'<text x="{x + 3:.2f}" y="{y + 11.5}">{xml_text(label) if label != name else esc}</text></g>\n'
         )

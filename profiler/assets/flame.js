@@ -9,6 +9,7 @@
   var fontSize = Number(svg.getAttribute("data-fs"));
   var charW = Number(svg.getAttribute("data-cw"));
   var unit = svg.getAttribute("data-unit") || "samples";
+  var diff = svg.getAttribute("data-diff") === "1";
   var plotW = width - 2 * xpad;
   var details = document.getElementById("details");
   var matchedEl = document.getElementById("matched");
@@ -178,7 +179,9 @@
 
   container && container.addEventListener("mouseover", function (ev) {
     var i = frameOf(ev.target);
-    if (i >= 0) details.textContent = "Function: " + names[i] + " (" + fmt(fs[i]) + " " + unit + ", " + pct(fs[i]) + "%)";
+    if (i < 0) return;
+    // a differential graph's title carries both counts and the change: show it whole
+    details.textContent = "Function: " + (diff ? infos[i] : names[i] + " (" + fmt(fs[i]) + " " + unit + ", " + pct(fs[i]) + "%)");
   });
   container && container.addEventListener("mouseout", function (ev) {
     if (frameOf(ev.target) >= 0) details.textContent = " ";

@@ -76,7 +76,7 @@ def open_svg(browser):
         page = browser.new_page(viewport={"width": 1300, "height": 900})
         pages.append(page)
         p = Page(page)
-        page.goto(path.resolve().as_uri())
+        page.goto(path.resolve().as_uri(), timeout=120_000)  # a big SVG on a loaded 2-core machine
         page.wait_for_function("() => window.stapdoctorFlame !== undefined")
         return p
 

@@ -142,3 +142,34 @@ def test_generated_20k_style_profile_loads_and_zooms(tmp_path, open_svg):
     p.page.locator("#search").click()
     assert p.page.locator("#matched").text_content().startswith("Matched: ")
     assert p.errors == []
+
+
+def test_differential_graph_hover_zoom_search(tmp_path, open_svg):
+    """flamegraph --diff: AFTER's widths, red/blue by change, both counts and the change on hover."""
+    from typer.testing import CliRunner
+
+    from stapdoctor.profiler.cli import flamegraph
+    import typer
+
+    before = tmp_path / "before.folded"
+    after = tmp_path / "after.folded"
+    before.write_text("main;parse 60\nmain;write;flush 40\n")
+    after.write_text("main;parse 20\nmain;write;flush 40\nmain;cache 30\n")
+    out = tmp_path / "diff.svg"
+    app = typer.Typer(add_completion=False)
+    app.command()(flamegraph)
+    r = CliRunner().invoke(app, ["--diff", str(before), str(after), "-o", str(out), "--top", "0"])
+    assert r.exit_code == 0, r.output
+    p = open_svg(out)
+    assert p.frame("parse", 2)["fill"] == "rgb(45, 45, 255)"  # the largest change, a shrink: deepest blue
+    assert p.frame("cache", 2)["fill"].startswith("rgb(255, ")  # grew: red
+    assert p.frame("write", 2)["fill"] == "rgb(255, 255, 255)"  # unchanged
+    p.locator("parse", 2).hover()
+    assert p.page.locator("#details").text_content() == (
+        "Function: parse (20 samples, 22.22%; before 60; change -40, -44.44%)")
+    p.locator("write", 2).click()
+    assert p.frame("flush", 3)["width"] == pytest.approx(1180, abs=0.1)
+    p.answers.append("^(parse|cache)$")
+    p.page.locator("#search").click()
+    assert {f["name"] for f in p.frames() if f["match"]} == {"parse", "cache"}
+    assert p.errors == []

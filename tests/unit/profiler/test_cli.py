@@ -141,3 +141,49 @@ def test_reader_going_away_is_quiet(data_dir, tmp_path):
     p.stdout.close()
     err = p.stderr.read().decode()
     assert p.wait() == 0 and "Traceback" not in err and "Exception" not in err, err
+
+
+def test_module_palette_without_module_names_says_so_and_uses_hot(run, tmp_path):
+    src = tmp_path / "x.folded"
+    src.write_text("main;work 3\n")
+    out = tmp_path / "o.svg"
+    r = run(src, "-o", out, "--palette", "module", "--top", "0")
+    assert r.exit_code == 0 and "names no modules" in r.stderr and "using the hot palette" in r.stderr
+    assert 'id="legend"' not in out.read_text() and "unknown module" not in out.read_text()
+
+
+def test_terminal_gets_no_escape_sequences_and_no_endless_name(run, tmp_path):
+    src = tmp_path / "x.folded"
+    huge = "f" * 10_000_000
+    src.write_text(f"main;evil\u009b31m\x1b]0;title\x07 5\nmain;{huge} 1\n")
+    r = run(src, "-o", tmp_path / "o.svg", "--top", "5")
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.stdout and "\u009b" not in r.stdout and "\x07" not in r.stdout
+    assert "evil" in r.stdout and "more characters" in r.stdout and len(r.stdout) < 20_000
+
+
+def test_speedscope_with_non_utf8_file_name_and_title(run, tmp_path):
+    import os
+
+    name = os.fsdecode(b"prof\xff.folded")
+    src = tmp_path / name
+    src.write_text("main;work 3\n")
+    out = tmp_path / "o.json"
+    r = run(src, "-o", out, "--top", "0")
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["name"] == "prof\ufffd.folded"
+    r = run(src, "-o", out, "--top", "0", "--title", os.fsdecode(b"t\xfe"))
+    assert r.exit_code == 0 and json.loads(out.read_text())["name"] == "t\ufffd"
+
+
+def test_raw_names_option(run, data_dir):
+    src = data_dir / "collapse" / "mangled-cpp-rust-names" / "input.txt"
+    r = run(src, "-f", "folded", "--top", "0", "--raw-names")
+    assert r.exit_code == 0 and "_ZNSt6vectorIiSaIiEE9push_backERKi" in r.stdout
+    r = run(src, "-f", "folded", "--top", "0")
+    assert "std::vector<int" in r.stdout and "_ZNSt6" not in r.stdout
+
+
+def test_only_stap_warnings_is_no_stacks(run, data_dir):
+    r = run(data_dir / "collapse" / "only-stap-warnings" / "input.txt", "-o", "-")
+    assert r.exit_code == 1 and "no stacks found" in r.stderr and "stap reported 3 message(s)" in r.stderr

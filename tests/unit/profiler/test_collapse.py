@@ -1,8 +1,13 @@
 """Parser behaviour beyond the case files: frame shapes, FlameGraph's known bugs, streaming."""
 
+import io
 import tracemalloc
+from pathlib import Path
 
-from stapdoctor.profiler.collapse import collapse_stap, parse_frame
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stapdoctor.profiler.collapse import _looks_like_frame, collapse_stap, parse_frame
 
 
 def test_three_frame_shapes():
@@ -80,3 +85,118 @@ def test_memory_follows_unique_stacks_not_input_size():
     assert len(c.stacks) == 3 and c.total == 15_000 * 7
     # the input is ~37 MB; what is kept is three stacks and a small frame cache
     assert peak < 2_000_000, peak
+
+
+# --- stack boundaries (issue 15 item 1) -------------------------------------------------------
+
+SHARED = Path("/work/shared/fixtures/stap-ustack-samples.txt")
+
+
+def test_text_between_stacks_is_a_boundary_not_glue():
+    """The shared samples: an nginx stack without its count, then a '=== source' line, then the
+    kernel idle stack.  They were glued into one stack and idle time was credited to nginx."""
+    with open(SHARED, "rb") as f:
+        c = collapse_stap(f)
+    assert not any("ngx_write_fd" in k and "native_safe_halt" in k for k in c.stacks)
+    assert [v for k, v in c.stacks.items() if k[-3:] == ("cpu_idle", "default_idle", "native_safe_halt")] == [2404]
+    nginx = ("_start [nginx]", "__libc_start_main [libc-2.12.so]", "main [nginx]", "ngx_master_process_cycle",
+             "ngx_start_worker_processes", "ngx_spawn_process", "ngx_worker_process_cycle",
+             "ngx_process_events_and_timers", "ngx_epoll_process_events", "__epoll_wait_nocancel")
+    assert c.stacks[nginx] == 46
+    assert any("had no count line" in p and "__write_nocancel" in p for p in c.problems)
+
+
+def test_a_stray_line_ends_the_stack_in_progress():
+    c = collapse_stap([b" 0x1 : a+0x1/0x2 [/x]\n", b"$ echo done\n", b" 0x2 : b+0x1/0x2 [/x]\n", b"\t5\n"])
+    assert c.stacks == {("b",): 5}
+    assert any("1 stack(s) had no count line" in p and "'a'" in p and "ended by line 2" in p for p in c.problems)
+
+
+def test_count_of_absurd_length_is_garbage_not_a_crash():
+    c = collapse_stap([b" 0x1 : a+0x1/0x2 [/x]\n", b"\t" + b"9" * 5000 + b"\n", b" 0x1 : b+0x1/0x2 [/x]\n", b"\t2\n"])
+    assert c.stacks == {("b",): 2}
+    assert any("more than 18 digits" in p for p in c.problems)
+
+
+def test_same_name_in_two_modules_is_two_frames():
+    lines = [b" 0x1 : main+0x1/0x2 [/usr/sbin/nginx]\n", b"\t5\n", b" 0x2 : main+0x1/0x2 [/usr/bin/qemu]\n", b"\t3\n",
+             b" 0x3 : solo+0x1/0x2 [/usr/bin/qemu]\n", b"\t1\n"]
+    c = collapse_stap(lines)
+    assert c.stacks == {("main [nginx]",): 5, ("main [qemu]",): 3, ("solo",): 1}
+    assert c.modules == {"main [nginx]": "nginx", "main [qemu]": "qemu", "solo": "qemu"}
+    assert c.names == {"main [nginx]": "main", "main [qemu]": "main"}
+
+
+def test_demangled_by_default_raw_on_request():
+    lines = [b" 0x1 : _ZNSt6vectorIiSaIiEE9push_backERKi+0x1/0x2 [/x]\n", b" 0x2 : main+0x1/0x2 [/x]\n", b"\t2\n"]
+    assert collapse_stap(lines).stacks == {("main", "std::vector<int, std::allocator<int> >::push_back(int const&)"): 2}
+    assert collapse_stap(lines, demangle=False).stacks == {("main", "_ZNSt6vectorIiSaIiEE9push_backERKi"): 2}
+
+
+# --- the fast paths agree with parse_frame (the definition) -----------------------------------
+
+_hex = st.integers(0, 2**64 - 1).map(lambda v: f"0x{v:x}")
+_piece = st.sampled_from(["main", "foo::bar()", "operator+(int)", "f<[u8; 4]>", "+0x1/0x2", "(inexact)", "0x12",
+                          " ", "[", "]", "/", "a b", "lib+0xz", "\t", "é", "\x01", ":", " : ", "+", "0x", "x"])
+_name = st.lists(_piece, max_size=4).map("".join)
+_path = st.lists(st.sampled_from(["/usr", "/lib", "/a b", "/lib+0x1", "/x:y", "/libstdc++.so.6", "...me", "/", "["]),
+                 max_size=3).map("".join)
+_line = st.one_of(
+    st.builds(lambda a, n, o, s, p, t: f"{a} : {n}+{o}/{s} [{p}]{t}", _hex, _name, _hex, _hex, _path,
+              st.sampled_from(["", " ", "\r", " (inexact)"])),
+    st.builds(lambda a, b, p, o, s: f"{a} : {b} [{p}+{o}/{s}]", _hex, _hex, _path, _hex, _hex),
+    st.builds(lambda a, p, o: f"{a} [{p}+{o}/0x1000]", _hex, _path, _hex),
+    st.builds(lambda a, b: f"{a} : {b}", _hex, st.one_of(_hex, _name)),
+    st.builds(lambda a, r: f"{a} : {r}", _hex, st.text(max_size=30)),
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.sampled_from(["", " ", "    ", "\t"]), _line), min_size=1, max_size=6))
+def test_rewrite_and_line_cache_give_parse_frames_answer(lines):
+    from stapdoctor.profiler.collapse import _Frames, _rewrite, _decode
+
+    raw = [(ws + line).encode("utf-8", "replace") for ws, line in lines]
+    raw = [r for r in raw if b"\n" not in r and b"\x01" not in r and _looks_like_frame(r.strip())]
+    if not raw:
+        return
+    chunk = b"\n" + b"\n".join(raw) + b"\n"
+    rewritten = _rewrite(chunk)
+    assert rewritten.count(b"\n") == chunk.count(b"\n")
+    for plain, rec in zip(raw, rewritten[1:-1].split(b"\n")):
+        want = parse_frame(_decode(plain.strip()))
+        for line in (plain, rec):
+            fr = _Frames()
+            i = fr.parse(line)
+            assert next(p for p, j in fr.pair_id.items() if j == i) == want, (plain, rec)
+
+
+def _reference(data: bytes) -> dict:
+    """The obvious per-line reading of frames + count lines, with parse_frame (no fast path)."""
+    out: dict = {}
+    frames: list = []
+    for line in data.split(b"\n"):
+        s = line.strip()
+        if s.isdigit():
+            key = tuple(reversed(frames))
+            out[key] = out.get(key, 0) + int(s)
+            frames = []
+        elif s:
+            frames.append(parse_frame(s.decode("utf-8", "replace")))
+    return out
+
+
+def test_whole_parser_agrees_with_per_line_reading_on_both_input_shapes(tmp_path):
+    """bench/gen_stap.py's two shapes: repeating lines (line cache) and distinct lines (rewritten)."""
+    import subprocess
+    import sys
+
+    gen = Path(__file__).resolve().parents[3] / "bench" / "gen_stap.py"
+    for extra in ([], ["--distinct"]):
+        out = tmp_path / "gen.out"
+        subprocess.run([sys.executable, str(gen), "-n", "2000", "-o", str(out), *extra], check=True)
+        data = out.read_bytes()
+        c = collapse_stap(io.BytesIO(data), demangle=False)
+        got = {tuple((c.names.get(f, f), c.modules.get(f, "")) for f in k): v for k, v in c.stacks.items()}
+        assert got == _reference(data)
+        assert len(c.stacks) == 2000

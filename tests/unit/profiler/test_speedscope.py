@@ -39,3 +39,18 @@ def test_schema_rejects_a_broken_document(data_dir):
     doc = speedscope_document({("main",): 1}, name="x")
     del doc["profiles"][0]["weights"]
     assert not jsonschema.Draft7Validator(_schema(data_dir)).is_valid(doc)
+
+
+def test_same_name_in_two_modules_is_two_frames(data_dir):
+    with open(data_dir / "collapse" / "same-name-two-modules" / "input.txt", "rb") as f:
+        c = collapse_stap(f)
+    doc = speedscope_document(c.stacks, name="x", modules=c.modules, names=c.names)
+    frames = doc["shared"]["frames"]
+    assert {"name": "main", "file": "nginx"} in frames and {"name": "main", "file": "qemu-system-x86_64"} in frames
+    prof = doc["profiles"][0]
+    by_frame: dict = {}
+    for s, w in zip(prof["samples"], prof["weights"]):
+        f = frames[s[0]]
+        by_frame[(f["name"], f["file"])] = by_frame.get((f["name"], f["file"]), 0) + w
+    assert by_frame == {("main", "nginx"): 7, ("main", "qemu-system-x86_64"): 3}
+    jsonschema.Draft7Validator(_schema(data_dir)).validate(doc)

@@ -131,3 +131,10 @@ def test_svg_is_self_contained():
     svg = render_svg_string({("main", "a"): 1}, meta={"command": "x"})
     assert "http" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "<image" not in svg and "href" not in svg
+
+
+def test_count_name_is_escaped_in_titles():
+    svg = render_svg_string({("main",): 1}, count_name="</title><script>alert(1)</script>")
+    root, fr = frames(svg)
+    assert svg.count("<script") == 1
+    assert fr[0][0].endswith("(1 </title><script>alert(1)</script>, 100.00%)")
