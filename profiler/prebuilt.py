@@ -46,6 +46,9 @@ SIDECAR_FORMAT = "stapdoctor.module/1"
 #: stap's module names are [A-Za-z0-9_]; the kernel allows 55 characters. 40 leaves room for
 #: staprun -R, which appends _PID when it renames a module.
 NAME_MAX = 40
+#: A name the kernel (MODULE_NAME_LEN - 1) and staprun accept for a module compiled elsewhere.
+MODULE_NAME_MAX = 55
+MODULE_NAME = re.compile(r"[A-Za-z0-9_]{1,%d}" % MODULE_NAME_MAX)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -193,7 +196,7 @@ def inspect(path: Path | str, running: str | None = None) -> Prebuilt:
     if p.is_dir():
         raise ProfileError(f"--module {path}: is a directory, expected a .ko file", 2)
     info, this_name = read_module(p)
-    vermagic = info.get("vermagic", "").strip()
+    vermagic = printable(info.get("vermagic", "").strip(), 200)
     if not vermagic:
         raise ProfileError(f"{path}: not a kernel module (its .modinfo has no vermagic)", 1)
     running = running or os.uname().release
@@ -206,6 +209,12 @@ def inspect(path: Path | str, running: str | None = None) -> Prebuilt:
     data, note = _read_sidecar(sc)
     # the module's own word first; a sidecar or the file name only when the module does not say
     name = this_name or info.get("name") or (data or {}).get("module") or module_name_for(p)
+    for said in (name, info.get("name", name)):
+        if not isinstance(said, str) or not MODULE_NAME.fullmatch(said):
+            # the name becomes a file name (staprun's NAME.ko symlink) and staprun's argument: a name
+            # with '/' or '..' would point outside the scratch directory
+            raise ProfileError(f"{path}: not a usable module: its name {printable(repr(said), 80)} is not a kernel "
+                               f"module name ([A-Za-z0-9_], at most {MODULE_NAME_MAX} characters)", 1)
     if data is not None and data.get("module") not in (None, name):
         data, note = None, f"{sc.name} describes module {data.get('module')}, not {name}; assuming the defaults"
     pre = Prebuilt(Path(os.path.abspath(p)), name, vermagic, data)  # not resolved: staprun names it after a symlink
@@ -374,7 +383,7 @@ def compile_module(req: ProfileRequest, console: Console) -> int:
                 raise ProfileError(f"{shown}: cannot write ({e.strerror})", 1) from None
             log.unlink(missing_ok=True)  # everything worked; its warnings are shown below
             for a in advice:
-                console.print(Text("advice: ", style="bold yellow") + Text(f"{a.title}: {a.fix}"))
+                console.print(Text("advice: ", style="bold yellow") + Text(printable(f"{a.title}: {a.fix}")))
             console.print(Text(f"wrote {shown} (module {name} for kernel {release}, stap {stap_version or '?'})"))
             console.print(Text("run it on a host running that kernel (with systemtap-runtime) with: ")
                           + Text(shlex.join(["stapdoctor", "profile", "--module", shown, "--pid", "PID"]), style="bold")
@@ -384,9 +393,9 @@ def compile_module(req: ProfileRequest, console: Console) -> int:
         if tail:
             console.print(Text("stap's last messages:", style="bold"))
             for line in tail:
-                console.print(Text("  " + line, style="dim"))
+                console.print(Text("  " + printable(line), style="dim"))
         for a in advice:
-            console.print(Text("advice: ", style="bold yellow") + Text(f"{a.title}: {a.fix}"))
+            console.print(Text("advice: ", style="bold yellow") + Text(printable(f"{a.title}: {a.fix}")))
         why = ("interrupted" if interrupted else f"stap exited with status {status}" if status
                else f"stap wrote no {name}.ko")
         keep = " (the existing file is unchanged)" if target.exists() else ""

@@ -37,8 +37,8 @@ from .advice import Advice, Limits, advise, skipped_count
 from .request import GRACE_S, ProfileError, ProfileRequest, check_request  # noqa: F401 - GRACE_S: API
 from .request import limits as request_limits
 from .stapargs import StapPlan, build_argv
-from .stapproc import (NEXT_PASS, Display, clock, pass_number, printable, resolve_stap, signal_group, start_reader,
-                       stap_version, stop_signals)
+from .stapproc import (NEXT_PASS, Display, clock, interrupt_on_stop_signals, pass_number, printable, resolve_stap,
+                       signal_group, start_reader, stap_version, stop_signals)
 
 #: Output file names (the VM test and users rely on these).
 FILES = {
@@ -181,9 +181,10 @@ def _run_with_target(req, console, stap, paths, limits, msl_why, problems, launc
         targets.Stopper(launched).finish()  # the window is over: the launched command stops with it
     if vthread is not None:
         vthread.join(20)
-    res = _finish(req, session, paths, limits, pid, label, exe, problems + session.problems, argv, msl_why,
-                  version[0] if version else None, module=prebuilt.summary() if prebuilt else None)
-    return res
+    # the samples are in: a hang-up or SIGTERM now only detaches the output, the files still get written
+    with stop_signals(lambda signum: None, (signal.SIGHUP, signal.SIGTERM)):
+        return _finish(req, session, paths, limits, pid, label, exe, problems + session.problems, argv, msl_why,
+                       version[0] if version else None, module=prebuilt.summary() if prebuilt else None)
 
 
 class _Session:
@@ -541,11 +542,11 @@ def report(res: ProfileResult, console: Console, *, top: int = 10) -> None:
     console.print(Text(f"{res.samples:,} samples in {res.window_s:g} s ({res.lost:,} lost, {skipped} skipped), "
                        f"ended by {res.ended_by}"))
     for a in res.advice:
-        console.print(Text("advice: ", style="bold yellow") + Text(f"{a.title}: {a.fix}"))
+        console.print(Text("advice: ", style="bold yellow") + Text(printable(f"{a.title}: {a.fix}")))
         for e in a.evidence[:2]:
-            console.print(Text(f"        stap said: {e}", style="dim"))
+            console.print(Text(f"        stap said: {printable(e)}", style="dim"))
     for p in res.problems:
-        console.print(Text("note: ", style="yellow") + Text(p))
+        console.print(Text("note: ", style="yellow") + Text(printable(p)))
     console.print(Text(f"wrote {res.output}/ ({', '.join(sorted(Path(v).name for v in res.files.values()))})"))
 
 
@@ -555,11 +556,11 @@ def report(res: ProfileResult, console: Console, *, top: int = 10) -> None:
 
 def _print_gate(console: Console, failing: list, force: bool) -> None:
     for f in failing:
-        console.print(Text("FAIL ", style="bold red") + Text(f"{f.id}: {f.title}"))
+        console.print(Text("FAIL ", style="bold red") + Text(printable(f"{f.id}: {f.title}")))
         if getattr(f, "evidence", None):
-            console.print(Text(f"     {f.evidence}", style="dim"))
+            console.print(Text(f"     {printable(str(f.evidence))}", style="dim"))
         if getattr(f, "remedy", None):
-            console.print(Text("     fix: ") + Text(str(f.remedy)))
+            console.print(Text("     fix: ") + Text(printable(str(f.remedy))))
     ids = ", ".join(f.id for f in failing)
     if force:
         console.print(Text("--force: ignoring the failed checks ", style="yellow") + Text(ids))
@@ -570,7 +571,8 @@ def profile_command(req: ProfileRequest, *, force: bool = False, snapshot: str |
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        return _profile_command(req, err, force=force, snapshot=snapshot, top=top)
+        with interrupt_on_stop_signals():
+            return _profile_command(req, err, force=force, snapshot=snapshot, top=top)
     except KeyboardInterrupt:  # Ctrl-C before stap runs (during the host check, say): nothing to save
         err.print(Text("interrupted", style="yellow"))
         return 1
@@ -586,6 +588,11 @@ def _profile_command(req: ProfileRequest, err: Console, *, force: bool, snapshot
             return pb.compile_module(req, err)
         if req.module is not None:
             prebuilt = pb.inspect(req.module)
+        if req.pid is not None:  # the user's own mistake comes before the host's findings
+            try:
+                targets.resolve_pid(int(req.pid))
+            except targets.TargetError as e:
+                raise ProfileError(str(e), 2) from None
     except ProfileError as e:
         err.print(Text("error: ", style="bold red") + Text(str(e)))
         return e.code
@@ -626,6 +633,6 @@ def _profile_command(req: ProfileRequest, err: Console, *, force: bool, snapshot
         if tail:
             err.print(Text(f"{'staprun' if req.module is not None else 'stap'}'s last messages:", style="bold"))
             for line in tail:
-                err.print(Text("  " + line, style="dim"))
+                err.print(Text("  " + printable(line), style="dim"))
     report(res, err, top=top)
     return res.exit_code

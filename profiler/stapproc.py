@@ -123,8 +123,8 @@ def detach_from_terminal() -> None:
 
 
 @contextlib.contextmanager
-def stop_signals(on_signal):
-    """While inside, STOP_SIGNALS call ``on_signal(signum)`` instead of ending the process (only in
+def stop_signals(on_signal, signals=STOP_SIGNALS):
+    """While inside, ``signals`` call ``on_signal(signum)`` instead of ending the process (only in
     the main thread: elsewhere Python cannot install handlers). A hang-up also detaches the output."""
 
     def handler(signum, frame):
@@ -134,13 +134,24 @@ def stop_signals(on_signal):
 
     saved = {}
     if threading.current_thread() is threading.main_thread():
-        for s in STOP_SIGNALS:
+        for s in signals:
             saved[s] = signal.signal(s, handler)
     try:
         yield
     finally:
         for s, h in saved.items():
             signal.signal(s, h)
+
+
+def _raise_interrupt(signum: int) -> None:
+    raise KeyboardInterrupt
+
+
+def interrupt_on_stop_signals():
+    """SIGTERM and SIGHUP end the command as Ctrl-C does (KeyboardInterrupt, so every ``finally`` runs:
+    a launched command held stopped is killed, not left behind); a run in progress overrides this
+    with :func:`stop_signals` to keep its samples."""
+    return stop_signals(_raise_interrupt, (signal.SIGTERM, signal.SIGHUP))
 
 
 def signal_group(proc: subprocess.Popen, sig: int) -> None:

@@ -28,10 +28,13 @@ def top_functions(stacks: dict[tuple[str, ...], int], n: int = 20) -> list[Row]:
 
 
 def print_top(rows: list[Row], *, total_samples: int | None = None, console=None, title: str | None = None) -> None:
-    """Render rows as a Rich table (names are printed as text, never as Rich markup)."""
+    """Render rows as a Rich table (names are printed as text, never as Rich markup, and without control
+    characters: a frame name must not drive the terminal)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from .stapproc import printable
 
     console = console or Console()
     table = Table(title=title or "Top functions", title_justify="left")
@@ -43,5 +46,5 @@ def print_top(rows: list[Row], *, total_samples: int | None = None, console=None
     for r in rows:
         sp = f"{100 * r.self / total_samples:.2f}" if total_samples else ""
         tp = f"{100 * r.total / total_samples:.2f}" if total_samples else ""
-        table.add_row(f"{r.self:,}", sp, f"{r.total:,}", tp, Text(r.name))
+        table.add_row(f"{r.self:,}", sp, f"{r.total:,}", tp, Text(printable(r.name)))
     console.print(table)
