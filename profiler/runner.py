@@ -62,6 +62,7 @@ KILL_AFTER_S = 60.0
 BEGIN_FALLBACK_S = 60.0
 #: stap has exited but something still holds its output pipes: stop waiting after this long.
 PIPE_LINGER_S = 10.0
+NO_SAMPLES = "no samples were taken, so no flame graph was written (summary.txt says what stap saw)"
 
 
 @dataclass
@@ -462,21 +463,30 @@ def _finish(req, s: _Session, paths, limits: Limits, pid: int, label: str, exe: 
     problems += collapsed.problems
     if s.workload is not None:
         problems.append(f"--while workload ended with status {s.workload_status} (its output: {paths['while_log'].name})")
+    if not stacks and prof.ended:
+        # an empty flame graph looks like a broken tool: say what happened and fail instead
+        problems.append(NO_SAMPLES)
     res.problems = problems
-    res.exit_code = 0 if ok_run else 1
+    res.exit_code = 0 if ok_run and stacks else 1
 
     # --- the user's outputs --------------------------------------------------------------------
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    title = f"stapdoctor profile: {label}"
-    meta = {"command": label, "pid": pid, "duration": f"{res.window_s:g} s", "samples": res.samples,
+    # the title names the program; the subtitle line (drawn from meta) says pid, window, samples once each
+    title = f"stapdoctor profile: {label if s.launched is not None else (exe or f'pid {pid}')}"
+    meta = {"target": label, "pid": pid, "duration": f"{res.window_s:g} s", "samples": res.samples,
             "stap_version": stap_version or "?", "date": now}
-    subtitle = f"{res.samples:,} samples in {res.window_s:g} s" + (" (kernel stacks on top)" if req.kernel else "")
-    with open(paths["folded"], "w", encoding="utf-8") as f:
-        write_folded(stacks, f)
-    with open(paths["svg"], "w", encoding="utf-8") as f:
-        render_svg(stacks, f, title=title, subtitle=subtitle, meta=meta, modules=collapsed.modules)
-    with open(paths["speedscope"], "w", encoding="utf-8") as f:
-        write_speedscope(stacks, f, name=title, modules=collapsed.modules)
+    subtitle = "kernel stacks on top" if req.kernel else None
+    graphs = ("stacks", "folded", "svg", "speedscope")
+    if stacks:
+        with open(paths["folded"], "w", encoding="utf-8") as f:
+            write_folded(stacks, f)
+        with open(paths["svg"], "w", encoding="utf-8") as f:
+            render_svg(stacks, f, title=title, subtitle=subtitle, meta=meta, modules=collapsed.modules)
+        with open(paths["speedscope"], "w", encoding="utf-8") as f:
+            write_speedscope(stacks, f, name=title, modules=collapsed.modules)
+    else:
+        for k in graphs:  # nothing to draw; and no graph of an earlier run left to be mistaken for this one
+            paths[k].unlink(missing_ok=True)
     rows = top_functions(stacks, 20)
     summary = {
         "target": {"pid": pid, "label": label, "exe": exe},
@@ -541,12 +551,15 @@ def report(res: ProfileResult, console: Console, *, top: int = 10) -> None:
     skipped = "?" if res.skipped is None else f"{res.skipped:,}"
     console.print(Text(f"{res.samples:,} samples in {res.window_s:g} s ({res.lost:,} lost, {skipped} skipped), "
                        f"ended by {res.ended_by}"))
+    if not res.stacks:
+        console.print(Text("error: ", style="bold red") + Text(NO_SAMPLES))
     for a in res.advice:
         console.print(Text("advice: ", style="bold yellow") + Text(printable(f"{a.title}: {a.fix}")))
         for e in a.evidence[:2]:
             console.print(Text(f"        stap said: {printable(e)}", style="dim"))
     for p in res.problems:
-        console.print(Text("note: ", style="yellow") + Text(printable(p)))
+        if p != NO_SAMPLES:  # said above, as the error it is
+            console.print(Text("note: ", style="yellow") + Text(printable(p)))
     console.print(Text(f"wrote {res.output}/ ({', '.join(sorted(Path(v).name for v in res.files.values()))})"))
 
 

@@ -78,12 +78,34 @@ def test_idle_target_finishes_on_time(tmp_path, fake_stap, idle_proc):
     r = _profile(out, "--pid", str(idle_proc.pid), "--duration", "2")
     elapsed = time.monotonic() - t0
     _no_traceback(r)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # no sample: a failure said in words, not an empty flame graph
     sm = _summary(out)
-    assert sm["samples"] == 0 and sm["ended_by"] == "timer"
+    assert sm["samples"] == 0 and sm["ended_by"] == "timer" and sm["exit_code"] == 1
     assert any(a["id"] == "idle" for a in sm["advice"])
     assert elapsed < 2 + 25, elapsed  # the window plus gate/compile/teardown on a loaded machine
-    assert (out / "flamegraph.svg").is_file()
+    assert "error: no samples were taken, so no flame graph was written" in r.stderr
+    assert "no samples were taken" in (out / "summary.txt").read_text()
+    for name in ("flamegraph.svg", "stacks.folded", "profile.speedscope.json", "stacks.txt"):
+        assert not (out / name).exists(), name
+    assert set(sm["files"].values()) == {p.name for p in out.iterdir()} - {"stap-argv.json"}
+
+
+def test_profile_svg_says_pid_window_and_samples_once(tmp_path, fake_stap, busy_proc, busy_exe):
+    import re
+    from html import unescape
+
+    out = tmp_path / "sub"
+    r = _profile(out, "--pid", str(busy_proc.pid), "--duration", "1")
+    assert r.returncode == 0, r.stderr
+    svg = (out / "flamegraph.svg").read_text()
+    title = unescape(re.search(r'<text id="title"[^>]*>([^<]*)<', svg).group(1))
+    sub = unescape(re.search(r'<text id="subtitle"[^>]*>([^<]*)<', svg).group(1))
+    assert title == f"stapdoctor profile: {busy_exe}"
+    sm = _summary(out)
+    parts = sub.split("  ·  ")
+    assert sub.count(str(busy_proc.pid)) == 1 and f"pid {busy_proc.pid}" in parts, sub
+    assert sub.count("samples") == 1 and f"{sm['samples']:,} samples" in parts, sub
+    assert [p for p in parts if p.endswith(" s")] == [f"{sm['window_s']:g} s"], sub
 
 
 def test_target_exit_ends_the_window_and_keeps_samples(tmp_path, fake_stap, busy_proc):
