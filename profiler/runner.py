@@ -62,6 +62,8 @@ KILL_AFTER_S = 60.0
 BEGIN_FALLBACK_S = 60.0
 #: stap has exited but something still holds its output pipes: stop waiting after this long.
 PIPE_LINGER_S = 10.0
+#: Files named in the missing-symbols advice (each asks the package database once).
+MAX_SYMBOL_ADVICE = 20
 NO_SAMPLES = "no samples were taken, so no flame graph was written (summary.txt says what stap saw)"
 
 
@@ -402,6 +404,7 @@ def _finish(req, s: _Session, paths, limits: Limits, pid: int, label: str, exe: 
     from .rawstacks import read_raw, write_stacks_text
     from .speedscope import write_speedscope
     from .summary import top_functions
+    from .missing_symbols import frame_note
     from .svg import render_svg
     from .symbols import KernelSymbols, Symbolizer
 
@@ -442,12 +445,13 @@ def _finish(req, s: _Session, paths, limits: Limits, pid: int, label: str, exe: 
                                  "their outermost callers are missing; raise --maxstringlen only if the kernel's "
                                  "CONFIG_FRAME_WARN allows it (pass 4 fails otherwise), or lower --maxbacktrace",
                                  [f"MAXSTRINGLEN {msl_why}"]))
-    if sym.unresolved_modules:
-        for mod, n in sorted(sym.unresolved_modules.items(), key=lambda kv: -kv[1])[:5]:
+    if sym.unresolved_modules:  # once per file, the busiest first: its package, or debuginfod by build-id
+        from .missing_symbols import how_to_get, this_distro
+
+        distro = this_distro()
+        for mod, n in sorted(sym.unresolved_modules.items(), key=lambda kv: -kv[1])[:MAX_SYMBOL_ADVICE]:
             res.advice.append(Advice("target-symbols", f"{n} addresses in {mod} have no symbol",
-                                     f"install debug symbols for {mod} (find its package with `dpkg -S {mod}` or "
-                                     f"`rpm -qf {mod}`, then install the -dbgsym / -debuginfo package), or build it "
-                                     "without stripping", []))
+                                     how_to_get(mod, sym.build_id(mod), distro=distro), []))
     if s.t_begin is not None and res.samples == 0 and prof.ended:
         res.advice.append(Advice("idle", "no samples: the target did not run on a CPU during the window",
                                  "profile while it is busy (--while runs a workload during the window)", []))
@@ -481,7 +485,8 @@ def _finish(req, s: _Session, paths, limits: Limits, pid: int, label: str, exe: 
         with open(paths["folded"], "w", encoding="utf-8") as f:
             write_folded(stacks, f)
         with open(paths["svg"], "w", encoding="utf-8") as f:
-            render_svg(stacks, f, title=title, subtitle=subtitle, meta=meta, modules=collapsed.modules)
+            render_svg(stacks, f, title=title, subtitle=subtitle, meta=meta, modules=collapsed.modules,
+                       frame_note=frame_note)
         with open(paths["speedscope"], "w", encoding="utf-8") as f:
             write_speedscope(stacks, f, name=title, modules=collapsed.modules)
     else:

@@ -1,0 +1,128 @@
+"""Frames without a symbol, named: which file lacks symbols, and how to get them.
+
+A frame the symboliser could not name shows as ``[libfoo.so.1+0x24d5e]`` (the file is known) or as a
+bare ``0x7f…`` address (no mapped file). The flame graph's tooltip says so (:func:`frame_note`), and
+the summary says once per file which package carries its debug symbols, found from the package that
+owns the file, or the debuginfod command for its build-id (:func:`how_to_get`). The package names
+live in doctor/knowledge/debug_symbols.toml.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+
+_MODULE_FRAME = re.compile(r"\[(?P<module>[^\[\]]+)\+0x[0-9a-fA-F]+\]")
+_BARE_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def frame_note(name: str) -> str | None:
+    """The tooltip's word on a frame without a symbol (None for a named frame). No " (" in it: the
+    SVG's script takes the name as the text before the last " (" of the tooltip."""
+    m = _MODULE_FRAME.fullmatch(name)
+    if m:
+        mod = m.group("module")
+        if mod == "kernel":
+            return " — no symbol: the kernel address is not in /proc/kallsyms; kptr_restrict hides it"
+        return f" — no symbol: {mod} has no symbol table here; summary.txt says how to get its debug symbols"
+    if _BARE_ADDRESS.fullmatch(name):
+        return " — no symbol: the address is in no mapped file: JIT code, or a stack the unwinder lost"
+    return None
+
+
+@dataclass(frozen=True)
+class Distro:
+    id: str
+    like: tuple[str, ...]
+    codename: str
+
+
+@lru_cache(maxsize=1)
+def _knowledge() -> dict:
+    from stapdoctor.doctor import knowledge
+
+    with open(knowledge.DATA / "debug_symbols.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def this_distro() -> Distro:
+    import distro
+
+    return Distro(distro.id(), tuple(distro.like().split()), distro.codename() or "")
+
+
+def family(d: Distro) -> str | None:
+    from stapdoctor.doctor import knowledge
+
+    for did in (d.id, *d.like):
+        fam = knowledge.family_of(did)
+        if fam is not None:
+            return fam
+    return None
+
+
+def _path_variants(path: str) -> list[str]:
+    """The file as the package database may list it: with a merged /usr, /lib/x and /usr/lib/x are one."""
+    out = [path]
+    if path.startswith("/usr/"):
+        out.append(path[4:])
+    elif path.startswith(("/lib", "/bin", "/sbin")):
+        out.append("/usr" + path)
+    real = os.path.realpath(path)
+    if real not in out:
+        out.append(real)
+    return out
+
+
+def owning_package(path: str, fam: str | None, timeout: float = 10.0) -> str | None:
+    """The binary package that installed ``path``, asked of the family's package database."""
+    fams = _knowledge()["family"]
+    if fam not in fams:
+        return None
+    query = fams[fam]["owner_query"]
+    for p in _path_variants(path):
+        try:
+            r = subprocess.run([*query, p], capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if r.returncode != 0 or not r.stdout.strip():
+            continue
+        first = r.stdout.strip().splitlines()[0]
+        if query[0] == "dpkg-query":  # "libc6:amd64: /lib/x86_64-linux-gnu/libc.so.6"
+            first = first.rsplit(": ", 1)[0].split(",")[0].strip()
+            first = first.split(":")[0]
+        if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+._-]*", first):
+            return first
+    return None
+
+
+def how_to_get(path: str, build_id: str | None, *, distro: Distro | None = None, pkg: str | None = None,
+               env: dict | None = None) -> str:
+    """One sentence: how to get the debug symbols of ``path`` on this distribution."""
+    d = distro or this_distro()
+    fam = family(d)
+    k = _knowledge()
+    if pkg is None:
+        pkg = owning_package(path, fam)
+    ways = []
+    if pkg and fam in k["family"]:
+        f = k["family"][fam]
+        names = [n.format(pkg=pkg) for n in f["debug_packages"]]
+        cmd = f["install"].format(pkg=pkg, debug_package=names[0])
+        where = f["where"].format(pkg=pkg, codename=d.codename or "CODENAME")
+        ways.append(f"`{cmd}` ({where})")
+    urls = (env if env is not None else os.environ).get("DEBUGINFOD_URLS")
+    url = k["debuginfod"].get(d.id) or next((k["debuginfod"][x] for x in d.like if x in k["debuginfod"]), None)
+    if build_id and (urls or url):
+        prefix = "" if urls else f"DEBUGINFOD_URLS={url} "
+        ways.append(f"by its build-id from debuginfod: `{prefix}debuginfod-find debuginfo {build_id}`")
+    if not pkg:
+        ways.append("it is not from a package: rebuild it with -g and without stripping"
+                    + (f", or put its debug file at /usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug"
+                       if build_id and len(build_id) > 2 else ""))
+    owner = f" (package {pkg})" if pkg else ""
+    return f"debug symbols for {path}{owner}: " + "; or ".join(ways) + "; then profile again"
