@@ -106,7 +106,8 @@ def how_to_get(path: str, build_id: str | None, *, distro: Distro | None = None,
     d = distro or this_distro()
     fam = family(d)
     k = _knowledge()
-    if pkg is None:
+    known = fam in k["family"]  # a package database we know how to ask
+    if pkg is None and known:
         pkg = owning_package(path, fam)
     ways = []
     if pkg and fam in k["family"]:
@@ -121,8 +122,12 @@ def how_to_get(path: str, build_id: str | None, *, distro: Distro | None = None,
         prefix = "" if urls else f"DEBUGINFOD_URLS={url} "
         ways.append(f"by its build-id from debuginfod: `{prefix}debuginfod-find debuginfo {build_id}`")
     if not pkg:
-        ways.append("it is not from a package: rebuild it with -g and without stripping"
-                    + (f", or put its debug file at /usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug"
-                       if build_id and len(build_id) > 2 else ""))
+        where = (f", or put its debug file at /usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug"
+                 if build_id and len(build_id) > 2 else "")
+        if known:
+            ways.append(f"it is not from a package: rebuild it with -g and without stripping{where}")
+        else:  # a distribution debug_symbols.toml does not describe: say what to look for, not that there is none
+            ways.append("the debug symbols of the package that installed it (its -dbgsym, -dbg or -debuginfo "
+                        f"package), or rebuild it with -g and without stripping{where}")
     owner = f" (package {pkg})" if pkg else ""
     return f"debug symbols for {path}{owner}: " + "; or ".join(ways) + "; then profile again"

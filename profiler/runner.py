@@ -8,10 +8,13 @@ Sequence (each step's reason is where it happens):
   -> the script's begin record: the sampling window starts; a launched command is released and
      the --while workload is started; a countdown runs
   -> the window ends by the script's own timer (it fires with the target idle), by the target
-     exiting (we SIGINT stap so its end probe prints), by Ctrl-C (same), or by our watchdog
-  -> raw addresses symbolised (symbols), stacks text, folded, SVG, speedscope, summary, advice.
+     exiting (we SIGINT stap so its end probe prints), by Ctrl-C, SIGTERM or a hang-up (same), or by
+     our watchdog
+  -> raw addresses symbolised (symbols), stacks text, folded, SVG, speedscope, summary, advice
+     (missing_symbols names the files without symbols).
 With --module a module compiled elsewhere (prebuilt.py) runs under staprun instead: no compile
-passes, the same records, window and outputs.
+passes, the same records, window and outputs. The request and its usage checks are in request.py,
+how a stap process is run and shown (streams, status line, signals) in stapproc.py.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from rich.text import Text
 from . import prebuilt as pb
 from . import targets
 from .advice import Advice, Limits, advise, skipped_count
-from .request import GRACE_S, ProfileError, ProfileRequest, check_request  # noqa: F401 - GRACE_S: API
+from .request import ProfileError, ProfileRequest, check_output_dir, check_request
 from .request import limits as request_limits
 from .stapargs import StapPlan, build_argv
 from .stapproc import (NEXT_PASS, Display, clock, interrupt_on_stop_signals, pass_number, printable, resolve_stap,
@@ -54,7 +57,7 @@ FILES = {
     "while_log": "while.log",  # output of the --while workload
 }
 
-#: After the window stap gets GRACE_S (request.py) to end by itself before we SIGINT it; then SIGTERM, SIGKILL.
+#: After the window stap gets req.grace (request.GRACE_S) to end by itself before we SIGINT it; then SIGTERM, SIGKILL.
 TERM_AFTER_S = 30.0
 KILL_AFTER_S = 60.0
 #: With no begin record this long after "Pass 5: starting", sampling is assumed to have started
@@ -117,6 +120,7 @@ def run_profile(req: ProfileRequest, console: Console | None = None, *, prebuilt
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ProfileError(f"{out}: cannot create the output directory ({e.strerror})", 2) from None
+    check_output_dir(out)  # again: another user may have made it between the first check and mkdir
     paths = {k: out / v for k, v in FILES.items()}
     for k in ("raw", "stderr"):
         paths[k].write_bytes(b"")  # a fresh run: the readers append

@@ -67,8 +67,13 @@ def test_hint_per_distribution(distro, pkg, needles):
 def test_debuginfod_already_set_up_is_used_as_is():
     hint = how_to_get("/opt/x/libx.so", BID, distro=Distro("arch", (), ""), pkg=None,
                       env={"DEBUGINFOD_URLS": "https://debuginfod.example"})
-    assert f"`debuginfod-find debuginfo {BID}`" in hint and "not from a package" in hint
-    assert f"/usr/lib/debug/.build-id/01/{BID[2:]}.debug" in hint
+    assert f"`debuginfod-find debuginfo {BID}`" in hint and "not from a package" not in hint  # not asked
+    assert "the package that installed it" in hint and f"/usr/lib/debug/.build-id/01/{BID[2:]}.debug" in hint
+
+
+def test_a_file_no_package_owns_is_said_to_be_so():
+    hint = how_to_get("/opt/x/libx.so", BID, distro=Distro("debian", (), "bookworm"), env={})
+    assert "it is not from a package: rebuild it with -g" in hint and "apt-get" not in hint
 
 
 def test_profile_of_a_stripped_program_names_it(tmp_path, fake_stap, busy_exe):
