@@ -102,32 +102,37 @@ def owning_package(path: str, fam: str | None, timeout: float = 10.0) -> str | N
 
 def how_to_get(path: str, build_id: str | None, *, distro: Distro | None = None, pkg: str | None = None,
                env: dict | None = None) -> str:
-    """One sentence: how to get the debug symbols of ``path`` on this distribution."""
+    """One sentence: how to get the debug symbols of ``path`` on this distribution (the package that
+    carries them, or debuginfod by build-id, or a rebuild when no package installed the file)."""
     d = distro or this_distro()
     fam = family(d)
     k = _knowledge()
     known = fam in k["family"]  # a package database we know how to ask
     if pkg is None and known:
         pkg = owning_package(path, fam)
+    own_urls = (env if env is not None else os.environ).get("DEBUGINFOD_URLS")
+    distro_url = k["debuginfod"].get(d.id) or next((k["debuginfod"][x] for x in d.like if x in k["debuginfod"]), None)
+    debuginfod = None
+    if build_id and (own_urls or (distro_url and (pkg or not known))):
+        # the distribution's server has only what the distribution built: not for a file of no package
+        prefix = "" if own_urls else f"DEBUGINFOD_URLS={distro_url} "
+        debuginfod = f"by its build-id from debuginfod: `{prefix}debuginfod-find debuginfo {build_id}`"
+    keep = (f", or put its debug file at /usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug"
+            if build_id and len(build_id) > 2 else "")
     ways = []
-    if pkg and fam in k["family"]:
+    if pkg and known:
         f = k["family"][fam]
         names = [n.format(pkg=pkg) for n in f["debug_packages"]]
         cmd = f["install"].format(pkg=pkg, debug_package=names[0])
         where = f["where"].format(pkg=pkg, codename=d.codename or "CODENAME")
-        ways.append(f"`{cmd}` ({where})")
-    urls = (env if env is not None else os.environ).get("DEBUGINFOD_URLS")
-    url = k["debuginfod"].get(d.id) or next((k["debuginfod"][x] for x in d.like if x in k["debuginfod"]), None)
-    if build_id and (urls or url):
-        prefix = "" if urls else f"DEBUGINFOD_URLS={url} "
-        ways.append(f"by its build-id from debuginfod: `{prefix}debuginfod-find debuginfo {build_id}`")
-    if not pkg:
-        where = (f", or put its debug file at /usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug"
-                 if build_id and len(build_id) > 2 else "")
-        if known:
-            ways.append(f"it is not from a package: rebuild it with -g and without stripping{where}")
-        else:  # a distribution debug_symbols.toml does not describe: say what to look for, not that there is none
-            ways.append("the debug symbols of the package that installed it (its -dbgsym, -dbg or -debuginfo "
-                        f"package), or rebuild it with -g and without stripping{where}")
-    owner = f" (package {pkg})" if pkg else ""
-    return f"debug symbols for {path}{owner}: " + "; or ".join(ways) + "; then profile again"
+        ways.append(f"it is from package {pkg}: `{cmd}` ({where})")
+    elif pkg:
+        ways.append(f"it is from package {pkg}: install that package's -dbgsym, -dbg or -debuginfo package")
+    elif known:
+        ways.append(f"it is not from a package: rebuild it with -g and without stripping{keep}")
+    else:  # a distribution debug_symbols.toml does not describe: say what to look for, not that there is none
+        ways.append("install the debug symbols of the package that installed it (its -dbgsym, -dbg or -debuginfo "
+                    f"package), or rebuild it with -g and without stripping{keep}")
+    if debuginfod:
+        ways.append(debuginfod)
+    return "; or ".join(ways) + "; then profile again"

@@ -45,7 +45,7 @@ def test_owning_package_through_a_merged_usr():
 
 def test_debian_hint_names_the_dbgsym_package_and_debuginfod():
     hint = how_to_get(LIBC, BID, distro=Distro("debian", (), "bookworm"), env={})
-    assert "(package libc6)" in hint and "`apt-get install libc6-dbgsym`" in hint
+    assert "it is from package libc6: `apt-get install libc6-dbgsym`" in hint
     assert "bookworm-debug" in hint and "libc6-dbg " in hint
     assert f"`DEBUGINFOD_URLS=https://debuginfod.debian.net debuginfod-find debuginfo {BID}`" in hint
 
@@ -69,11 +69,16 @@ def test_debuginfod_already_set_up_is_used_as_is():
                       env={"DEBUGINFOD_URLS": "https://debuginfod.example"})
     assert f"`debuginfod-find debuginfo {BID}`" in hint and "not from a package" not in hint  # not asked
     assert "the package that installed it" in hint and f"/usr/lib/debug/.build-id/01/{BID[2:]}.debug" in hint
+    assert "DEBUGINFOD_URLS=" not in hint  # the user's own servers, as set
 
 
 def test_a_file_no_package_owns_is_said_to_be_so():
     hint = how_to_get("/opt/x/libx.so", BID, distro=Distro("debian", (), "bookworm"), env={})
     assert "it is not from a package: rebuild it with -g" in hint and "apt-get" not in hint
+    assert "debuginfod" not in hint  # the distribution's server has only what it built
+    own = how_to_get("/opt/x/libx.so", BID, distro=Distro("debian", (), "bookworm"),
+                     env={"DEBUGINFOD_URLS": "https://debuginfod.example"})
+    assert f"`debuginfod-find debuginfo {BID}`" in own
 
 
 def test_profile_of_a_stripped_program_names_it(tmp_path, fake_stap, busy_exe):
@@ -96,8 +101,8 @@ def test_profile_of_a_stripped_program_names_it(tmp_path, fake_stap, busy_exe):
     sm = json.loads((out / "summary.json").read_text())
     adv = [a for a in sm["advice"] if a["id"] == "target-symbols"]
     assert len(adv) == 1 and str(stripped) in adv[0]["title"]  # once per file, however many frames
-    assert "not from a package" in adv[0]["fix"] and f"debuginfod-find debuginfo {bid}" in adv[0]["fix"]
-    assert f"debuginfod-find debuginfo {bid}" in (out / "summary.txt").read_text()
+    assert "not from a package" in adv[0]["fix"] and f"/.build-id/{bid[:2]}/{bid[2:]}.debug" in adv[0]["fix"]
+    assert f"/usr/lib/debug/.build-id/{bid[:2]}/{bid[2:]}.debug" in (out / "summary.txt").read_text()
     assert "busy-stripped" in r.stderr and "not from a package" in r.stderr
 
 
