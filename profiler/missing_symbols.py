@@ -80,35 +80,59 @@ def _path_variants(path: str) -> list[str]:
 
 def owning_package(path: str, fam: str | None, timeout: float = 10.0) -> str | None:
     """The binary package that installed ``path``, asked of the family's package database."""
+    return owning_packages([path], fam, timeout).get(path)
+
+
+def owning_packages(paths: list[str], fam: str | None, timeout: float = 10.0) -> dict[str, str]:
+    """{path: binary package} for the files a package installed, asked of the family's package
+    database: dpkg once for all of them (each dpkg-query costs a read of its whole database), rpm per file."""
     fams = _knowledge()["family"]
-    if fam not in fams:
-        return None
+    if fam not in fams or not paths:
+        return {}
     query = fams[fam]["owner_query"]
-    for p in _path_variants(path):
-        try:
-            r = subprocess.run([*query, p], capture_output=True, text=True, timeout=timeout)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        if r.returncode != 0 or not r.stdout.strip():
-            continue
-        first = r.stdout.strip().splitlines()[0]
-        if query[0] == "dpkg-query":  # "libc6:amd64: /lib/x86_64-linux-gnu/libc.so.6"
-            first = first.rsplit(": ", 1)[0].split(",")[0].strip()
-            first = first.split(":")[0]
-        if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+._-]*", first):
-            return first
-    return None
+    # a glob character would make dpkg-query -S match other files: such a path is not asked about
+    variants = {p: [v for v in _path_variants(p) if not any(c in v for c in "*?[]\\")] for p in paths}
+    owner: dict[str, str] = {}
+    if query[0] == "dpkg-query":
+        asked = list(dict.fromkeys(v for vs in variants.values() for v in vs))
+        for line in _run([*query, *asked], timeout).splitlines():
+            # "libc6:amd64: /lib/x86_64-linux-gnu/libc.so.6" or "pkg1, pkg2: FILE"; "diversion by ..." lines
+            head, sep, file = line.rpartition(": ")
+            if sep and not line.startswith("diversion "):
+                owner.setdefault(file, head.split(",")[0].strip().split(":")[0])
+    else:
+        for vs in variants.values():
+            for v in vs:
+                out = _run([*query, v], timeout).strip()
+                if out and "not owned" not in out:
+                    owner.setdefault(v, out.splitlines()[0].strip())
+                    break
+    found = {}
+    for p, vs in variants.items():
+        pkg = next((owner[v] for v in vs if v in owner), None)
+        if pkg and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+._-]*", pkg):
+            found[p] = pkg
+    return found
+
+
+def _run(argv: list[str], timeout: float) -> str:
+    """A package database's answer (stdout; "" when the tool is missing or hangs)."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
 
 
 def how_to_get(path: str, build_id: str | None, *, distro: Distro | None = None, pkg: str | None = None,
-               env: dict | None = None) -> str:
+               ask: bool = True, env: dict | None = None) -> str:
     """One sentence: how to get the debug symbols of ``path`` on this distribution (the package that
-    carries them, or debuginfod by build-id, or a rebuild when no package installed the file)."""
+    carries them, or debuginfod by build-id, or a rebuild when no package installed the file).
+    ``pkg``: its package when known; ``ask=False``: already asked (owning_packages), None is no package."""
     d = distro or this_distro()
     fam = family(d)
     k = _knowledge()
     known = fam in k["family"]  # a package database we know how to ask
-    if pkg is None and known:
+    if pkg is None and known and ask:
         pkg = owning_package(path, fam)
     own_urls = (env if env is not None else os.environ).get("DEBUGINFOD_URLS")
     distro_url = k["debuginfod"].get(d.id) or next((k["debuginfod"][x] for x in d.like if x in k["debuginfod"]), None)

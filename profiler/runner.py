@@ -450,12 +450,15 @@ def _finish(req, s: _Session, paths, limits: Limits, pid: int, label: str, exe: 
                                  "CONFIG_FRAME_WARN allows it (pass 4 fails otherwise), or lower --maxbacktrace",
                                  [f"MAXSTRINGLEN {msl_why}"]))
     if sym.unresolved_modules:  # once per file, the busiest first: its package, or debuginfod by build-id
-        from .missing_symbols import how_to_get, this_distro
+        from .missing_symbols import family, how_to_get, owning_packages, this_distro
 
         distro = this_distro()
-        for mod, n in sorted(sym.unresolved_modules.items(), key=lambda kv: -kv[1])[:MAX_SYMBOL_ADVICE]:
+        mods = sorted(sym.unresolved_modules.items(), key=lambda kv: -kv[1])[:MAX_SYMBOL_ADVICE]
+        pkgs = owning_packages([m for m, _ in mods], family(distro))
+        for mod, n in mods:
             res.advice.append(Advice("target-symbols", f"{n} addresses in {mod} have no symbol",
-                                     how_to_get(mod, sym.build_id(mod), distro=distro), []))
+                                     how_to_get(mod, sym.build_id(mod), distro=distro, pkg=pkgs.get(mod), ask=False),
+                                     []))
     if s.t_begin is not None and res.samples == 0 and prof.ended:
         res.advice.append(Advice("idle", "no samples: the target did not run on a CPU during the window",
                                  "profile while it is busy (--while runs a workload during the window)", []))

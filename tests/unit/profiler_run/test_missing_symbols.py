@@ -124,3 +124,11 @@ def test_what_debuginfod_find_fetched_is_used(tmp_path, busy_exe, monkeypatch):
     again = ElfObject(str(stripped))
     hit = again.table.lookup(nm_address(str(busy_exe), "func_c") + 2)
     assert hit and hit[0] == "func_c" and again.debug_file == str(cache / obj.build_id / "debuginfo")
+
+
+def test_owning_packages_asks_dpkg_once_for_all_files():
+    from stapdoctor.profiler.missing_symbols import owning_packages
+
+    files = [LIBC, "/usr/lib/x86_64-linux-gnu/libm.so.6", "/opt/none/libx.so", "/tmp/a*b.so"]
+    assert owning_packages(files, "debian") == {LIBC: "libc6", "/usr/lib/x86_64-linux-gnu/libm.so.6": "libc6"}
+    assert owning_packages(files, None) == {}  # a distribution we know nothing of is not asked
