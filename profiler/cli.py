@@ -289,7 +289,7 @@ def profile(
         help="launch COMMAND and profile it (put it after --); it is stopped when the window ends. "
              "With --compile-only: compile for COMMAND's executable, without launching it"),
     pid: Optional[int] = typer.Option(None, "--pid", "-p", help="profile this running process"),
-    duration: float = typer.Option(10.0, "--duration", help="sampling window in seconds"),
+    duration: float = typer.Option(10.0, "--duration", help="sampling window in seconds (at most 86400)"),
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="directory for the outputs (default: stapdoctor-profile-DATE-TIME)"),
     while_: Optional[str] = typer.Option(

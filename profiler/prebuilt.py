@@ -36,14 +36,19 @@ from rich.text import Text
 
 from . import targets
 from .advice import Limits, advise
-from .runner import (_NEXT_PASS, ProfileError, ProfileRequest, _clock, _Display, _limits, _reader, _resolve_stap,
-                     _stap_version)
+from .request import ProfileError, ProfileRequest, limits as request_limits
+from . import stapproc
+from .stapproc import (NEXT_PASS, Display, clock, pass_number, printable, resolve_stap, signal_group, start_reader,
+                       stop_signals)
 from .stapargs import StapPlan, build_argv, duration_ms
 
 SIDECAR_FORMAT = "stapdoctor.module/1"
 #: stap's module names are [A-Za-z0-9_]; the kernel allows 55 characters. 40 leaves room for
 #: staprun -R, which appends _PID when it renames a module.
 NAME_MAX = 40
+#: A name the kernel (MODULE_NAME_LEN - 1) and staprun accept for a module compiled elsewhere.
+MODULE_NAME_MAX = 55
+MODULE_NAME = re.compile(r"[A-Za-z0-9_]{1,%d}" % MODULE_NAME_MAX)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -191,7 +196,7 @@ def inspect(path: Path | str, running: str | None = None) -> Prebuilt:
     if p.is_dir():
         raise ProfileError(f"--module {path}: is a directory, expected a .ko file", 2)
     info, this_name = read_module(p)
-    vermagic = info.get("vermagic", "").strip()
+    vermagic = printable(info.get("vermagic", "").strip(), 200)
     if not vermagic:
         raise ProfileError(f"{path}: not a kernel module (its .modinfo has no vermagic)", 1)
     running = running or os.uname().release
@@ -204,6 +209,12 @@ def inspect(path: Path | str, running: str | None = None) -> Prebuilt:
     data, note = _read_sidecar(sc)
     # the module's own word first; a sidecar or the file name only when the module does not say
     name = this_name or info.get("name") or (data or {}).get("module") or module_name_for(p)
+    for said in (name, info.get("name", name)):
+        if not isinstance(said, str) or not MODULE_NAME.fullmatch(said):
+            # the name becomes a file name (staprun's NAME.ko symlink) and staprun's argument: a name
+            # with '/' or '..' would point outside the scratch directory
+            raise ProfileError(f"{path}: not a usable module: its name {printable(repr(said), 80)} is not a kernel "
+                               f"module name ([A-Za-z0-9_], at most {MODULE_NAME_MAX} characters)", 1)
     if data is not None and data.get("module") not in (None, name):
         data, note = None, f"{sc.name} describes module {data.get('module')}, not {name}; assuming the defaults"
     pre = Prebuilt(Path(os.path.abspath(p)), name, vermagic, data)  # not resolved: staprun names it after a symlink
@@ -320,9 +331,9 @@ def compile_module(req: ProfileRequest, console: Console) -> int:
     build = Path("/lib/modules", release, "build")
     if not build.exists():
         raise ProfileError(f"no kernel build tree for {release} ({build} is missing): {_headers_hint(release)}", 1)
-    stap = os.path.abspath(_resolve_stap(req.stap or "stap"))
+    stap = os.path.abspath(resolve_stap(req.stap or "stap"))
     modules, label = _unwind_targets(req)
-    limits, msl_why = _limits(req, release)
+    limits, msl_why = request_limits(req, release)
     plan = StapPlan(stap=stap, pid=None, duration_s=req.duration, kernel=req.kernel, modules=modules, limits=limits,
                     frequency=req.frequency, release=release, module_name=name)
     argv = build_argv(plan)
@@ -338,7 +349,7 @@ def compile_module(req: ProfileRequest, console: Console) -> int:
         raise ProfileError(f"{target.parent}: cannot write ({e.strerror})", 1) from None
 
     version: list[str | None] = []
-    vthread = threading.Thread(target=lambda: version.append(_stap_version(stap)), daemon=True)
+    vthread = threading.Thread(target=lambda: version.append(stapproc.stap_version(stap)), daemon=True)
     vthread.start()
     console.print(Text(f"compiling {name}.ko for kernel {release} ({label}, "
                        + ("kernel + user stacks" if req.kernel else "user stacks") + ")"))
@@ -372,7 +383,7 @@ def compile_module(req: ProfileRequest, console: Console) -> int:
                 raise ProfileError(f"{shown}: cannot write ({e.strerror})", 1) from None
             log.unlink(missing_ok=True)  # everything worked; its warnings are shown below
             for a in advice:
-                console.print(Text("advice: ", style="bold yellow") + Text(f"{a.title}: {a.fix}"))
+                console.print(Text("advice: ", style="bold yellow") + Text(printable(f"{a.title}: {a.fix}")))
             console.print(Text(f"wrote {shown} (module {name} for kernel {release}, stap {stap_version or '?'})"))
             console.print(Text("run it on a host running that kernel (with systemtap-runtime) with: ")
                           + Text(shlex.join(["stapdoctor", "profile", "--module", shown, "--pid", "PID"]), style="bold")
@@ -382,9 +393,9 @@ def compile_module(req: ProfileRequest, console: Console) -> int:
         if tail:
             console.print(Text("stap's last messages:", style="bold"))
             for line in tail:
-                console.print(Text("  " + line, style="dim"))
+                console.print(Text("  " + printable(line), style="dim"))
         for a in advice:
-            console.print(Text("advice: ", style="bold yellow") + Text(f"{a.title}: {a.fix}"))
+            console.print(Text("advice: ", style="bold yellow") + Text(printable(f"{a.title}: {a.fix}")))
         why = ("interrupted" if interrupted else f"stap exited with status {status}" if status
                else f"stap wrote no {name}.ko")
         keep = " (the existing file is unchanged)" if target.exists() else ""
@@ -396,14 +407,16 @@ def compile_module(req: ProfileRequest, console: Console) -> int:
 
 
 def _run_stap(argv: list[str], cwd: Path, log: Path, console: Console) -> tuple[int | None, list[str], bool]:
-    """Run stap with its stderr streamed to ``log`` and the pass on a status line; Ctrl-C (or SIGTERM)
-    is passed on to stap's process group, as a terminal would. Returns (status, stderr lines, interrupted)."""
+    """Run stap with its stderr streamed to ``log`` and the pass on a status line; Ctrl-C, SIGTERM or a
+    hang-up is passed on to stap's process group, as a terminal would. Returns (status, stderr lines,
+    interrupted)."""
     stop: list[int] = []
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        for s in (signal.SIGINT, signal.SIGTERM):
-            handlers[s] = signal.signal(s, lambda signum, frame: stop.append(signum))
-    display = _Display(console)
+    with stop_signals(stop.append):
+        return _run_stap_loop(argv, cwd, log, console, stop)
+
+
+def _run_stap_loop(argv, cwd: Path, log: Path, console: Console, stop: list[int]):
+    display = Display(console)
     lines: list[str] = []
     proc = None
     try:
@@ -414,10 +427,9 @@ def _run_stap(argv: list[str], cwd: Path, log: Path, console: Console) -> tuple[
             except OSError as e:
                 raise ProfileError(f"cannot run {argv[0]}: {e.strerror}", 1) from None
         q: queue.Queue = queue.Queue()
-        reader = threading.Thread(target=_reader, args=(proc.stderr, log, q, "err"), daemon=True)
-        reader.start()
+        reader = start_reader(proc.stderr, log, q, "err")
         t0 = time.monotonic()
-        pass_line = "stap " + _NEXT_PASS[0].replace("/5", "/4")
+        pass_line = "stap " + NEXT_PASS[0].replace("/5", "/4")
         display.update(pass_line, milestone=True)
         sent: list[tuple[float, int]] = []
         closed = False
@@ -433,12 +445,12 @@ def _run_stap(argv: list[str], cwd: Path, log: Path, console: Console) -> tuple[
                 text = raw.decode("utf-8", "replace").rstrip("\n")
                 if len(lines) < 20000:
                     lines.append(text)
-                if text.startswith("Pass ") and text[5:6].isdigit():
-                    n = int(text[5])
+                n = pass_number(text)
+                if n is not None:
                     if "failed" in text:
-                        pass_line = text[:90]
+                        pass_line = printable(text[:90])
                     elif n < 4:  # stap prints "Pass 4: compiled C into ..." even before "compilation failed"
-                        pass_line = "stap " + _NEXT_PASS[n].replace("/5", "/4")
+                        pass_line = "stap " + NEXT_PASS[n].replace("/5", "/4")
                     display.update(pass_line, milestone=True)
                 continue
             now = time.monotonic()
@@ -451,20 +463,12 @@ def _run_stap(argv: list[str], cwd: Path, log: Path, console: Console) -> tuple[
             for after, sig in ((0, signal.SIGINT), (30, signal.SIGKILL)):
                 if stop and sig not in [s for _, s in sent] and (not sent or now > sent[0][0] + after):
                     sent.append((now, sig))
-                    try:
-                        os.killpg(proc.pid, sig)
-                    except (ProcessLookupError, PermissionError):
-                        pass
-            display.update(f"{pass_line}  [{_clock(now - t0)}]", every=30)
+                    signal_group(proc, sig)
+            display.update(f"{pass_line}  [{clock(now - t0)}]", every=30)
         reader.join(5)
         return proc.returncode, lines, bool(stop)
     finally:
         display.close()
         if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            signal_group(proc, signal.SIGKILL)
             proc.wait(10)
-        for s, h in handlers.items():
-            signal.signal(s, h)

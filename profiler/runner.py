@@ -8,10 +8,13 @@ Sequence (each step's reason is where it happens):
   -> the script's begin record: the sampling window starts; a launched command is released and
      the --while workload is started; a countdown runs
   -> the window ends by the script's own timer (it fires with the target idle), by the target
-     exiting (we SIGINT stap so its end probe prints), by Ctrl-C (same), or by our watchdog
-  -> raw addresses symbolised (symbols), stacks text, folded, SVG, speedscope, summary, advice.
+     exiting (we SIGINT stap so its end probe prints), by Ctrl-C, SIGTERM or a hang-up (same), or by
+     our watchdog
+  -> raw addresses symbolised (symbols), stacks text, folded, SVG, speedscope, summary, advice
+     (missing_symbols names the files without symbols).
 With --module a module compiled elsewhere (prebuilt.py) runs under staprun instead: no compile
-passes, the same records, window and outputs.
+passes, the same records, window and outputs. The request and its usage checks are in request.py,
+how a stap process is run and shown (streams, status line, signals) in stapproc.py.
 """
 
 from __future__ import annotations
@@ -19,10 +22,8 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
-import os
 import queue
 import shlex
-import shutil
 import signal
 import subprocess
 import threading
@@ -33,10 +34,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from . import prebuilt as pb
 from . import targets
 from .advice import Advice, Limits, advise, skipped_count
-from .stapargs import (DEFAULT_MAXACTION, DEFAULT_MAXBACKTRACE, DEFAULT_MAXMAPENTRIES, StapPlan, build_argv,
-                       kernel_frame_warn, safe_maxstringlen)
+from .request import ProfileError, ProfileRequest, check_output_dir, check_request
+from .request import limits as request_limits
+from .stapargs import StapPlan, build_argv
+from .stapproc import (NEXT_PASS, Display, clock, interrupt_on_stop_signals, pass_number, printable, resolve_stap,
+                       signal_group, start_reader, stap_version, stop_signals)
 
 #: Output file names (the VM test and users rely on these).
 FILES = {
@@ -52,8 +57,7 @@ FILES = {
     "while_log": "while.log",  # output of the --while workload
 }
 
-#: After the window, how long stap gets to end by itself before we SIGINT it; then SIGTERM, SIGKILL.
-GRACE_S = 5.0
+#: After the window stap gets req.grace (request.GRACE_S) to end by itself before we SIGINT it; then SIGTERM, SIGKILL.
 TERM_AFTER_S = 30.0
 KILL_AFTER_S = 60.0
 #: With no begin record this long after "Pass 5: starting", sampling is assumed to have started
@@ -61,43 +65,9 @@ KILL_AFTER_S = 60.0
 BEGIN_FALLBACK_S = 60.0
 #: stap has exited but something still holds its output pipes: stop waiting after this long.
 PIPE_LINGER_S = 10.0
-
-
-class ProfileError(Exception):
-    """A user-facing failure before stap runs: ``code`` 2 for usage, 1 otherwise."""
-
-    def __init__(self, message: str, code: int = 1):
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class ProfileRequest:
-    """One `profile` invocation. Options that go into the compiled module default to None ("not given"),
-    so --module can refuse them: they cannot change a module compiled elsewhere."""
-
-    output: Path | None  # None only with compile_only (the module file is the output)
-    duration: float
-    pid: int | None = None
-    command: list[str] | None = None
-    while_cmd: str | None = None
-    kernel: bool = False
-    stap: str | None = None  # None: stap on PATH
-    maxmapentries: int | None = None  # None: DEFAULT_MAXMAPENTRIES
-    maxaction: int | None = None  # None: DEFAULT_MAXACTION
-    maxbacktrace: int | None = None  # None: DEFAULT_MAXBACKTRACE
-    maxstringlen: int | None = None  # None: sized from the kernel's CONFIG_FRAME_WARN
-    maxskipped: int | None = None
-    no_overload: bool = False
-    buffer_size: int | None = None
-    frequency: float | None = None  # Hz (perf cpu-clock); None: timer.profile (stap's default rate)
-    grace: float = GRACE_S
-    # compile here, run there (profiler/prebuilt.py)
-    compile_only: Path | None = None  # write the compiled module here and stop
-    kernel_release: str | None = None  # with compile_only; None: the running kernel
-    exe: list[str] | None = None  # with compile_only: executables whose stacks will be unwound
-    module: Path | None = None  # run this precompiled module with staprun
-    staprun: str | None = None  # with module; None: staprun on PATH
+#: Files named in the missing-symbols advice (each asks the package database once).
+MAX_SYMBOL_ADVICE = 20
+NO_SAMPLES = "no samples were taken, so no flame graph was written (summary.txt says what stap saw)"
 
 
 @dataclass
@@ -119,164 +89,7 @@ class ProfileResult:
 
 
 # ----------------------------------------------------------------------------------------------
-# display
-
-
-class _Display:
-    """One status line: the compile pass while stap builds, a countdown while it samples.
-    On a terminal it is a live line; otherwise (logs, the VM test) a plain line per change."""
-
-    def __init__(self, console: Console):
-        self.console = console
-        self.live = None
-        self._last_plain = ""
-        self._last_plain_t = 0.0
-        if console.is_terminal:
-            from rich.live import Live
-
-            self.live = Live(Text(""), console=console, transient=True, refresh_per_second=8)
-            self.live.start()
-
-    def update(self, text: str, *, milestone: bool = False, every: float = 15.0) -> None:
-        if self.live is not None:
-            self.live.update(Text(text))
-            return
-        now = time.monotonic()
-        if milestone or (text != self._last_plain and now - self._last_plain_t >= every):
-            if text != self._last_plain:
-                self.console.print(Text(text), highlight=False)
-            self._last_plain, self._last_plain_t = text, now
-
-    def say(self, text: Text | str) -> None:
-        self.console.print(text if isinstance(text, Text) else Text(text), highlight=False)
-
-    def close(self) -> None:
-        if self.live is not None:
-            self.live.stop()
-            self.live = None
-
-
-#: What stap is doing once "Pass N: ..." (pass N finished) has been printed.
-_NEXT_PASS = {
-    0: "pass 1/5: parsing the script and tapsets",
-    1: "pass 2/5: analysing the probes",
-    2: "pass 3/5: translating to C",
-    3: "pass 4/5: compiling the kernel module (minutes on a slow or emulated machine)",
-    4: "pass 5/5: loading the module",
-}
-
-
-def _clock(s: float) -> str:
-    s = max(0, int(s))
-    return f"{s // 60:02d}:{s % 60:02d}"
-
-
-# ----------------------------------------------------------------------------------------------
 # the run
-
-
-def _reader(stream, sink_path: Path, q: queue.Queue, tag: str) -> None:
-    """Copy a pipe to a file line by line (flushed, so Ctrl-C or a crash keeps it) and queue lines."""
-    with open(sink_path, "ab", buffering=0) as sink:
-        for line in iter(stream.readline, b""):
-            sink.write(line)
-            q.put((tag, line))
-    q.put((tag, None))
-
-
-#: Options whose values are compiled into the module (refused with --module, which cannot change them).
-_COMPILED_IN = (("maxstringlen", "--maxstringlen"), ("maxmapentries", "--maxmapentries"), ("maxaction", "--maxaction"),
-                ("maxbacktrace", "--maxbacktrace"), ("maxskipped", "--maxskipped"), ("no_overload", "--no-overload"),
-                ("frequency", "--frequency"), ("kernel", "--kernel"), ("stap", "--stap"),
-                ("kernel_release", "--kernel-release/-r"))
-
-
-def _check_modes(req: ProfileRequest) -> None:
-    """Which options go with --compile-only (compile here) and --module (run a compiled module)."""
-    if req.compile_only is not None and req.module is not None:
-        raise ProfileError("--compile-only and --module do not go together: compile with one, run with the other", 2)
-    if req.module is not None:
-        given = [flag for name, flag in _COMPILED_IN if getattr(req, name) not in (None, False)]
-        if given:
-            raise ProfileError(f"{', '.join(given)}: compiled into the module; recompile with --compile-only", 2)
-    if req.compile_only is None:
-        if req.kernel_release:
-            raise ProfileError("--kernel-release/-r only goes with --compile-only (a profile runs on this kernel)", 2)
-        if req.exe:
-            raise ProfileError("--exe only goes with --compile-only (a profile finds the executable from --pid or "
-                               "the command)", 2)
-    if req.module is None and req.staprun:
-        raise ProfileError("--staprun only goes with --module (stap runs its own staprun)", 2)
-    if req.compile_only is not None:
-        forms = sum([bool(req.exe), req.pid is not None, bool(req.command)])
-        if forms != 1:
-            raise ProfileError("give exactly one target to compile for: --exe PATH (repeatable), --pid PID, or a "
-                               "command after --", 2)
-        for flag, given_ in (("--while", req.while_cmd is not None), ("--output", req.output is not None),
-                             ("--buffer-size", req.buffer_size is not None)):
-            if given_:
-                raise ProfileError(f"{flag} is for a run, not for --compile-only (give it with --module)", 2)
-    elif (req.pid is None) == (not req.command):
-        raise ProfileError("give exactly one target: --pid PID, or a command after --", 2)
-
-
-def _check_request(req: ProfileRequest) -> list[str] | None:
-    """Usage errors (exit 2) before anything runs; returns the --while argv."""
-    _check_modes(req)
-    if not req.duration or req.duration <= 0:
-        raise ProfileError("--duration must be a positive number of seconds", 2)
-    for name in ("maxmapentries", "maxaction", "maxbacktrace"):
-        if getattr(req, name) is not None and getattr(req, name) <= 0:
-            raise ProfileError(f"--{name} must be positive", 2)
-    if req.maxstringlen is not None and req.maxstringlen < 64:
-        raise ProfileError("--maxstringlen must be at least 64", 2)
-    if req.frequency is not None and not 1 <= req.frequency <= 100000:
-        raise ProfileError("--frequency must be 1..100000 Hz", 2)
-    if req.buffer_size is not None and not 1 <= req.buffer_size <= 4095:
-        raise ProfileError("--buffer-size must be 1..4095 (MB)", 2)
-    if req.output is not None and req.output.exists() and not req.output.is_dir():
-        raise ProfileError(f"{req.output}: exists and is not a directory", 2)
-    while_argv = None
-    if req.while_cmd is not None:
-        # Split like a shell would, but no shell runs it: no pipes, redirections or variables.
-        try:
-            while_argv = shlex.split(req.while_cmd)
-        except ValueError as e:
-            raise ProfileError(f"--while: {e}", 2) from None
-        if not while_argv:
-            raise ProfileError("--while: empty command", 2)
-        try:
-            targets.resolve_command(while_argv[0])
-        except targets.TargetError as e:
-            raise ProfileError(f"--while: {e}", 2) from None
-    return while_argv
-
-
-def _resolve_stap(stap: str | None) -> str:
-    stap = stap or "stap"
-    path = stap if "/" in stap else shutil.which(stap)
-    if not path or not os.access(path, os.X_OK):
-        raise ProfileError(f"stap not found ({stap}): install systemtap (`stapdoctor check` says how) or pass --stap PATH")
-    return path
-
-
-def _limits(req: ProfileRequest, release: str | None = None) -> tuple[Limits, str]:
-    """The -D limits; MAXSTRINGLEN from the config of the kernel compiled for (``release``, default running)."""
-    if req.maxstringlen is not None:
-        msl, why = req.maxstringlen, "as given"
-    else:
-        running = release is None or release == os.uname().release
-        fw = kernel_frame_warn(release, proc_config=running)
-        msl = safe_maxstringlen(fw)
-        of = "" if running else f" of {release}"
-        why = f"from CONFIG_FRAME_WARN={fw}{of}" if fw is not None else f"kernel config{of} not found"
-
-    def given(v, default):
-        return default if v is None else v
-
-    return Limits(given(req.maxmapentries, DEFAULT_MAXMAPENTRIES), given(req.maxaction, DEFAULT_MAXACTION),
-                  given(req.maxbacktrace, DEFAULT_MAXBACKTRACE), msl, req.maxskipped, req.buffer_size,
-                  req.no_overload), why
 
 
 def run_profile(req: ProfileRequest, console: Console | None = None, *, prebuilt=None) -> ProfileResult:
@@ -286,18 +99,16 @@ def run_profile(req: ProfileRequest, console: Console | None = None, *, prebuilt
     result, when the caller already has it); kernel stacks and the rate are then the module's.
     """
     console = console or Console(stderr=True, highlight=False)
-    while_argv = _check_request(req)
+    while_argv = check_request(req)
     if req.compile_only is not None:
         raise ProfileError("--compile-only writes a module, not a profile: use prebuilt.compile_module", 2)
     if req.module is not None:
-        from . import prebuilt as pb
-
         prebuilt = prebuilt or pb.inspect(req.module)
         req = prebuilt.request(req)
         stap = pb.resolve_staprun(req.staprun)
     else:
         prebuilt = None
-        stap = _resolve_stap(req.stap)
+        stap = resolve_stap(req.stap)
     pid_info = None
     if req.pid is not None:
         try:
@@ -309,10 +120,11 @@ def run_profile(req: ProfileRequest, console: Console | None = None, *, prebuilt
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ProfileError(f"{out}: cannot create the output directory ({e.strerror})", 2) from None
+    check_output_dir(out)  # again: another user may have made it between the first check and mkdir
     paths = {k: out / v for k, v in FILES.items()}
     for k in ("raw", "stderr"):
         paths[k].write_bytes(b"")  # a fresh run: the readers append
-    limits, msl_why = prebuilt.limits(req.buffer_size) if prebuilt else _limits(req)
+    limits, msl_why = prebuilt.limits(req.buffer_size) if prebuilt else request_limits(req)
     problems: list[str] = list(prebuilt.notes) if prebuilt else []
 
     launched: subprocess.Popen | None = None
@@ -359,14 +171,12 @@ def _run_with_target(req, console, stap, paths, limits, msl_why, problems, launc
         version.append(prebuilt.stap_version)
     vthread = None
     if not version:
-        vthread = threading.Thread(target=lambda: version.append(_stap_version(stap)), daemon=True)
+        vthread = threading.Thread(target=lambda: version.append(stap_version(stap)), daemon=True)
         vthread.start()
     with contextlib.ExitStack() as stack:
         if prebuilt is not None:
-            from .prebuilt import staprun_argv, staprun_path
-
-            ko = stack.enter_context(staprun_path(prebuilt))  # a symlink NAME.ko if the file is named otherwise
-            argv = staprun_argv(stap, pid, ko, req.duration, req.buffer_size)
+            ko = stack.enter_context(pb.staprun_path(prebuilt))  # a symlink NAME.ko if the file is named otherwise
+            argv = pb.staprun_argv(stap, pid, ko, req.duration, req.buffer_size)
         else:
             plan = StapPlan(stap=stap, pid=pid, duration_s=req.duration, kernel=req.kernel, modules=modules,
                             limits=limits, frequency=req.frequency)
@@ -378,9 +188,10 @@ def _run_with_target(req, console, stap, paths, limits, msl_why, problems, launc
         targets.Stopper(launched).finish()  # the window is over: the launched command stops with it
     if vthread is not None:
         vthread.join(20)
-    res = _finish(req, session, paths, limits, pid, label, exe, problems + session.problems, argv, msl_why,
-                  version[0] if version else None, module=prebuilt.summary() if prebuilt else None)
-    return res
+    # the samples are in: a hang-up or SIGTERM now only detaches the output, the files still get written
+    with stop_signals(lambda signum: None, (signal.SIGHUP, signal.SIGTERM)):
+        return _finish(req, session, paths, limits, pid, label, exe, problems + session.problems, argv, msl_why,
+                       version[0] if version else None, module=prebuilt.summary() if prebuilt else None)
 
 
 class _Session:
@@ -400,7 +211,7 @@ class _Session:
         self.t_end: float | None = None
         # staprun prints no "Pass N:" lines: it starts at stap's pass 5 (loading), timed from its start
         self.precompiled = precompiled
-        self.pass_line = "staprun: loading the module" if precompiled else "stap " + _NEXT_PASS[0]
+        self.pass_line = "staprun: loading the module" if precompiled else "stap " + NEXT_PASS[0]
         self.t_pass5: float | None = None
         self.begin_fallback = False
         self.shown: set[str] = set()
@@ -409,10 +220,14 @@ class _Session:
         self.workload_status: int | None = None
         self.signalled: list[tuple[float, int]] = []
         self.proc: subprocess.Popen | None = None
+        self.hung_up = False
 
     # -- signals ----------------------------------------------------------------------------
-    def _on_signal(self, signum, frame) -> None:
+    def _on_signal(self, signum: int) -> None:
         self.interrupts += 1
+        if signum == signal.SIGHUP and not self.hung_up:
+            self.hung_up = True  # the output is detached; the files say why the run ended early
+            self.problems.append("the terminal hung up (SIGHUP): stopped like Ctrl-C, samples kept")
 
     def _signal_stap(self, sig: int, why: str) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -420,26 +235,27 @@ class _Session:
         if not self.ended_by:
             self.ended_by = why
         self.signalled.append((time.monotonic(), sig))
-        # to stap's whole process group (stap, staprun, stapio; gcc during pass 4), as a terminal
-        # Ctrl-C on a foreground stap would: that is the path stap's own signal handling expects
-        try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
+        signal_group(self.proc, sig)
 
     # -- main loop ----------------------------------------------------------------------------
     def run(self) -> None:
         from .rawstacks import parse_line
 
         req = self.req
-        handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                handlers[s] = signal.signal(s, self._on_signal)
-        display = _Display(self.console)
+        with stop_signals(self._on_signal):
+            self._run(parse_line)
+        self.status = self.proc.returncode if self.proc else None
+        if not self.ended_by:
+            if self.raw.ended and self.t_begin is not None:
+                early = self.t_end < self.t_begin + req.duration - 0.5
+                gone = (self.launched.poll() is not None) if self.launched is not None else not targets.is_alive(self.recorder.pid)
+                # some stap versions end a -x run themselves when the target exits
+                self.ended_by = ("target-exit" if gone else "stap-exit") if early else "timer"
+            else:
+                self.ended_by = "stap-failed" if self.status else "stap-exit"
+
+    def _run(self, parse_line) -> None:
+        display = Display(self.console)
         t0 = time.monotonic()
         try:
             try:
@@ -451,10 +267,8 @@ class _Session:
             if self.precompiled:
                 self.t_pass5 = time.monotonic()
             q: queue.Queue = queue.Queue()
-            readers = [threading.Thread(target=_reader, args=(self.proc.stdout, self.paths["raw"], q, "out"), daemon=True),
-                       threading.Thread(target=_reader, args=(self.proc.stderr, self.paths["stderr"], q, "err"), daemon=True)]
-            for r in readers:
-                r.start()
+            readers = [start_reader(self.proc.stdout, self.paths["raw"], q, "out"),
+                       start_reader(self.proc.stderr, self.paths["stderr"], q, "err")]
             open_streams = 2
             handled = 0
             exited_at = None
@@ -499,19 +313,8 @@ class _Session:
             self.t_end = time.monotonic()
             if self.workload is not None:
                 self.workload_status = (self.workload_stopper or targets.Stopper(self.workload)).finish()
-            for s, h in handlers.items():
-                signal.signal(s, h)
-        self.status = self.proc.returncode if self.proc else None
-        if not self.ended_by:
-            if self.raw.ended and self.t_begin is not None:
-                early = self.t_end < self.t_begin + req.duration - 0.5
-                gone = (self.launched.poll() is not None) if self.launched is not None else not targets.is_alive(self.recorder.pid)
-                # some stap versions end a -x run themselves when the target exits
-                self.ended_by = ("target-exit" if gone else "stap-exit") if early else "timer"
-            else:
-                self.ended_by = "stap-failed" if self.status else "stap-exit"
 
-    def _begin(self, display: _Display) -> None:
+    def _begin(self, display: Display) -> None:
         """The sampling window starts: release the held command, start the workload."""
         self.t_begin = time.monotonic()
         if self.launched is not None:
@@ -532,26 +335,26 @@ class _Session:
     def _target_label(self) -> str:
         return f"pid {self.recorder.pid}"
 
-    def _stderr_line(self, text: str, display: _Display) -> None:
+    def _stderr_line(self, text: str, display: Display) -> None:
         if len(self.stderr_lines) < 20000:
             self.stderr_lines.append(text)
-        if text.startswith("Pass ") and text[5:6].isdigit():
-            n = int(text[5])
+        n = pass_number(text)
+        if n is not None:
             if "failed" in text:
-                self.pass_line = text[:90]
+                self.pass_line = printable(text[:90])
             elif text.startswith("Pass 5: starting"):
                 self.t_pass5 = time.monotonic()
                 self.pass_line = "stap pass 5/5: module loaded, starting the probes"
-            elif n in _NEXT_PASS:
-                self.pass_line = "stap " + _NEXT_PASS[n]
+            elif n in NEXT_PASS:
+                self.pass_line = "stap " + NEXT_PASS[n]
             if self.t_begin is None:
                 display.update(self.pass_line, milestone=True)
         elif text.startswith(("WARNING:", "ERROR:")) and self.t_begin is not None and text not in self.shown:
             if len(self.shown) < 20:  # each distinct message once; all of them are in stap.err
                 self.shown.add(text)
-                display.say(Text("stap: " + text, style="yellow"))
+                display.say(Text("stap: " + printable(text), style="yellow"))
 
-    def _timing(self, now: float, display: _Display, t0: float) -> None:
+    def _timing(self, now: float, display: Display, t0: float) -> None:
         req = self.req
         if self.t_begin is None:
             if self.t_pass5 is not None and now - self.t_pass5 > BEGIN_FALLBACK_S and self.proc.poll() is None:
@@ -560,7 +363,7 @@ class _Session:
                 self._begin(display)
                 self.begin_fallback = True
             else:
-                display.update(f"{self.pass_line}  [{_clock(now - t0)}]")
+                display.update(f"{self.pass_line}  [{clock(now - t0)}]")
                 return
         deadline = self.t_begin + req.duration
         if self.launched is not None or self.t_begin is not None:
@@ -605,6 +408,7 @@ def _finish(req, s: _Session, paths, limits: Limits, pid: int, label: str, exe: 
     from .rawstacks import read_raw, write_stacks_text
     from .speedscope import write_speedscope
     from .summary import top_functions
+    from .missing_symbols import frame_note
     from .svg import render_svg
     from .symbols import KernelSymbols, Symbolizer
 
@@ -645,12 +449,16 @@ def _finish(req, s: _Session, paths, limits: Limits, pid: int, label: str, exe: 
                                  "their outermost callers are missing; raise --maxstringlen only if the kernel's "
                                  "CONFIG_FRAME_WARN allows it (pass 4 fails otherwise), or lower --maxbacktrace",
                                  [f"MAXSTRINGLEN {msl_why}"]))
-    if sym.unresolved_modules:
-        for mod, n in sorted(sym.unresolved_modules.items(), key=lambda kv: -kv[1])[:5]:
+    if sym.unresolved_modules:  # once per file, the busiest first: its package, or debuginfod by build-id
+        from .missing_symbols import family, how_to_get, owning_packages, this_distro
+
+        distro = this_distro()
+        mods = sorted(sym.unresolved_modules.items(), key=lambda kv: -kv[1])[:MAX_SYMBOL_ADVICE]
+        pkgs = owning_packages([m for m, _ in mods], family(distro))
+        for mod, n in mods:
             res.advice.append(Advice("target-symbols", f"{n} addresses in {mod} have no symbol",
-                                     f"install debug symbols for {mod} (find its package with `dpkg -S {mod}` or "
-                                     f"`rpm -qf {mod}`, then install the -dbgsym / -debuginfo package), or build it "
-                                     "without stripping", []))
+                                     how_to_get(mod, sym.build_id(mod), distro=distro, pkg=pkgs.get(mod), ask=False),
+                                     []))
     if s.t_begin is not None and res.samples == 0 and prof.ended:
         res.advice.append(Advice("idle", "no samples: the target did not run on a CPU during the window",
                                  "profile while it is busy (--while runs a workload during the window)", []))
@@ -666,21 +474,31 @@ def _finish(req, s: _Session, paths, limits: Limits, pid: int, label: str, exe: 
     problems += collapsed.problems
     if s.workload is not None:
         problems.append(f"--while workload ended with status {s.workload_status} (its output: {paths['while_log'].name})")
+    if not stacks and prof.ended:
+        # an empty flame graph looks like a broken tool: say what happened and fail instead
+        problems.append(NO_SAMPLES)
     res.problems = problems
-    res.exit_code = 0 if ok_run else 1
+    res.exit_code = 0 if ok_run and stacks else 1
 
     # --- the user's outputs --------------------------------------------------------------------
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    title = f"stapdoctor profile: {label}"
-    meta = {"command": label, "pid": pid, "duration": f"{res.window_s:g} s", "samples": res.samples,
+    # the title names the program; the subtitle line (drawn from meta) says pid, window, samples once each
+    title = f"stapdoctor profile: {label if s.launched is not None else (exe or f'pid {pid}')}"
+    meta = {"target": label, "pid": pid, "duration": f"{res.window_s:g} s", "samples": res.samples,
             "stap_version": stap_version or "?", "date": now}
-    subtitle = f"{res.samples:,} samples in {res.window_s:g} s" + (" (kernel stacks on top)" if req.kernel else "")
-    with open(paths["folded"], "w", encoding="utf-8") as f:
-        write_folded(stacks, f)
-    with open(paths["svg"], "w", encoding="utf-8") as f:
-        render_svg(stacks, f, title=title, subtitle=subtitle, meta=meta, modules=collapsed.modules)
-    with open(paths["speedscope"], "w", encoding="utf-8") as f:
-        write_speedscope(stacks, f, name=title, modules=collapsed.modules)
+    subtitle = "kernel stacks on top" if req.kernel else None
+    graphs = ("stacks", "folded", "svg", "speedscope")
+    if stacks:
+        with open(paths["folded"], "w", encoding="utf-8") as f:
+            write_folded(stacks, f)
+        with open(paths["svg"], "w", encoding="utf-8") as f:
+            render_svg(stacks, f, title=title, subtitle=subtitle, meta=meta, modules=collapsed.modules,
+                       frame_note=frame_note)
+        with open(paths["speedscope"], "w", encoding="utf-8") as f:
+            write_speedscope(stacks, f, name=title, modules=collapsed.modules)
+    else:
+        for k in graphs:  # nothing to draw; and no graph of an earlier run left to be mistaken for this one
+            paths[k].unlink(missing_ok=True)
     rows = top_functions(stacks, 20)
     summary = {
         "target": {"pid": pid, "label": label, "exe": exe},
@@ -735,19 +553,6 @@ def _summary_text(sm: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _stap_version(stap: str) -> str | None:
-    """``stap -V``'s first line, shortened to the version (it printed on stderr before 2.7)."""
-    try:
-        r = subprocess.run([stap, "-V"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    text = (r.stdout or "") + (r.stderr or "")
-    import re
-
-    m = re.search(r"\(version ([^\s,)]+)", text)
-    return m.group(1) if m else None
-
-
 def report(res: ProfileResult, console: Console, *, top: int = 10) -> None:
     """The end-of-run report on the terminal (the files hold everything)."""
     from .summary import print_top, top_functions
@@ -758,12 +563,15 @@ def report(res: ProfileResult, console: Console, *, top: int = 10) -> None:
     skipped = "?" if res.skipped is None else f"{res.skipped:,}"
     console.print(Text(f"{res.samples:,} samples in {res.window_s:g} s ({res.lost:,} lost, {skipped} skipped), "
                        f"ended by {res.ended_by}"))
+    if not res.stacks:
+        console.print(Text("error: ", style="bold red") + Text(NO_SAMPLES))
     for a in res.advice:
-        console.print(Text("advice: ", style="bold yellow") + Text(f"{a.title}: {a.fix}"))
+        console.print(Text("advice: ", style="bold yellow") + Text(printable(f"{a.title}: {a.fix}")))
         for e in a.evidence[:2]:
-            console.print(Text(f"        stap said: {e}", style="dim"))
+            console.print(Text(f"        stap said: {printable(e)}", style="dim"))
     for p in res.problems:
-        console.print(Text("note: ", style="yellow") + Text(p))
+        if p != NO_SAMPLES:  # said above, as the error it is
+            console.print(Text("note: ", style="yellow") + Text(printable(p)))
     console.print(Text(f"wrote {res.output}/ ({', '.join(sorted(Path(v).name for v in res.files.values()))})"))
 
 
@@ -773,11 +581,11 @@ def report(res: ProfileResult, console: Console, *, top: int = 10) -> None:
 
 def _print_gate(console: Console, failing: list, force: bool) -> None:
     for f in failing:
-        console.print(Text("FAIL ", style="bold red") + Text(f"{f.id}: {f.title}"))
+        console.print(Text("FAIL ", style="bold red") + Text(printable(f"{f.id}: {f.title}")))
         if getattr(f, "evidence", None):
-            console.print(Text(f"     {f.evidence}", style="dim"))
+            console.print(Text(f"     {printable(str(f.evidence))}", style="dim"))
         if getattr(f, "remedy", None):
-            console.print(Text("     fix: ") + Text(str(f.remedy)))
+            console.print(Text("     fix: ") + Text(printable(str(f.remedy))))
     ids = ", ".join(f.id for f in failing)
     if force:
         console.print(Text("--force: ignoring the failed checks ", style="yellow") + Text(ids))
@@ -788,7 +596,8 @@ def profile_command(req: ProfileRequest, *, force: bool = False, snapshot: str |
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        return _profile_command(req, err, force=force, snapshot=snapshot, top=top)
+        with interrupt_on_stop_signals():
+            return _profile_command(req, err, force=force, snapshot=snapshot, top=top)
     except KeyboardInterrupt:  # Ctrl-C before stap runs (during the host check, say): nothing to save
         err.print(Text("interrupted", style="yellow"))
         return 1
@@ -799,15 +608,16 @@ def _profile_command(req: ProfileRequest, err: Console, *, force: bool, snapshot
 
     prebuilt = None
     try:
-        _check_request(req)
+        check_request(req)
         if req.compile_only is not None:  # a build box: no live-host gate, its own kernel does not matter
-            from .prebuilt import compile_module
-
-            return compile_module(req, err)
+            return pb.compile_module(req, err)
         if req.module is not None:
-            from .prebuilt import inspect
-
-            prebuilt = inspect(req.module)
+            prebuilt = pb.inspect(req.module)
+        if req.pid is not None:  # the user's own mistake comes before the host's findings
+            try:
+                targets.resolve_pid(int(req.pid))
+            except targets.TargetError as e:
+                raise ProfileError(str(e), 2) from None
     except ProfileError as e:
         err.print(Text("error: ", style="bold red") + Text(str(e)))
         return e.code
@@ -848,6 +658,6 @@ def _profile_command(req: ProfileRequest, err: Console, *, force: bool, snapshot
         if tail:
             err.print(Text(f"{'staprun' if req.module is not None else 'stap'}'s last messages:", style="bold"))
             for line in tail:
-                err.print(Text("  " + line, style="dim"))
+                err.print(Text("  " + printable(line), style="dim"))
     report(res, err, top=top)
     return res.exit_code

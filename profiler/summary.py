@@ -41,7 +41,8 @@ def top_functions(stacks: dict[tuple[str, ...], int], n: int = 20) -> list[Row]:
 
 
 def print_top(rows: list[Row], *, total_samples: int | None = None, console=None, title: str | None = None) -> None:
-    """Render rows as a Rich table (names are printed as text, never as Rich markup)."""
+    """Render rows as a Rich table (names are printed as text, never as Rich markup, and without control
+    characters: a frame name must not drive the terminal)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

@@ -254,6 +254,7 @@ def render_svg(
     modules: dict[str, str] | None = None,
     count_name: str = "samples",
     before: dict[tuple[str, ...], int] | None = None,
+    frame_note=None,
 ) -> dict:
     """Write an interactive SVG flame graph to ``out`` (text or binary stream).
 
@@ -413,12 +414,16 @@ def render_svg(
                 if fill is None:
                     fill = colour_cache[name] = _shade(mod_colour.get(frame_module(name, modules), _UNKNOWN_RGB), name)
         esc = xml_text(name)
+        # frame_note(name) -> extra tooltip text or None (the profile's missing-symbols hook,
+        # profiler/missing_symbols.py); it must not contain " (" (flame.js cuts the name there)
+        note = frame_note(name) if frame_note is not None else None
         label = trim_label(name, fw)
         y = y_of(depth)
         if len(parts) >= 2000:
             flush()
         w_(
-            f'<g data-x="{start}" data-s="{samples}" data-d="{depth}"{extra}><title>{esc} ({info})</title>'
+            f'<g data-x="{start}" data-s="{samples}" data-d="{depth}"{extra}><title>{esc} ({info})'
+            f"{xml_text(note) if note else ''}</title>"
             f'<rect x="{x:.2f}" y="{y}" width="{fw:.2f}" height="{FRAME_H - 1}" fill="{fill}" rx="2"/>'
             f'<text x="{x + 3:.2f}" y="{y + 11.5}">{xml_text(label) if label != name else esc}</text></g>\n'
         )

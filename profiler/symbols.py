@@ -55,6 +55,7 @@ class ElfObject:
         self.path = path
         self.segments: list[tuple[int, int, int]] = []  # (p_offset, p_filesz, p_vaddr) of PT_LOAD
         self.debug_file: str | None = None
+        self.build_id: str | None = None  # GNU build-id (hex): how debuginfod and .build-id/ find its symbols
         self.error: str | None = None
         pairs: dict[int, tuple[int, str]] = {}
         try:
@@ -72,7 +73,7 @@ class ElfObject:
                 if seg["p_type"] == "PT_LOAD":
                     self.segments.append((seg["p_offset"], seg["p_filesz"], seg["p_vaddr"]))
             has_symtab = _add_symbols(elf, pairs)
-            build_id = _build_id(elf)
+            build_id = self.build_id = _build_id(elf)
             debuglink = _debuglink(elf)
         if has_symtab:
             return
@@ -153,11 +154,23 @@ def _debuglink(elf) -> str | None:
     return data[: data.find(b"\0")].decode(errors="replace") or None
 
 
+def debuginfod_cache() -> str:
+    """Where debuginfod-find (elfutils' client) stores what it fetched, as the client decides it."""
+    env = os.environ
+    if env.get("DEBUGINFOD_CACHE_PATH"):
+        return env["DEBUGINFOD_CACHE_PATH"]
+    cache = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "debuginfod_client")
+
+
 def _debug_candidates(path: str, build_id: str | None, debuglink: str | None, root: str) -> list[str]:
-    """Where separate debug files live (the order gdb and stap use)."""
+    """Where separate debug files live (the order gdb and stap use), then what debuginfod-find fetched
+    (the missing-symbols advice tells users to run it)."""
     out = []
     if build_id and len(build_id) > 2:
         out.append(f"{root}/.build-id/{build_id[:2]}/{build_id[2:]}.debug")
+        if all(c in "0123456789abcdef" for c in build_id):
+            out.append(os.path.join(debuginfod_cache(), build_id, "debuginfo"))
     if debuglink:
         d = os.path.dirname(path)
         out += [os.path.join(d, debuglink), os.path.join(d, ".debug", debuglink), f"{root}{d}/{debuglink}"]
@@ -237,6 +250,11 @@ class Symbolizer:
                     open_path = alt
             obj = self._objects[path] = ElfObject(path, open_path, self.debug_root)
         return obj
+
+    def build_id(self, path: str) -> str | None:
+        """The build-id of a file the target mapped (once it was opened to resolve an address)."""
+        obj = self._objects.get(path)
+        return obj.build_id if obj is not None else None
 
     def frame(self, addr: int, caller: bool = False) -> str:
         """One stap-style frame line. ``caller``: addr is a return address, so the call site is

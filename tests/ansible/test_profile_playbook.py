@@ -30,6 +30,7 @@ BUSY_STACKS = [
     [["busy", "func_c"], ["busy", "func_b"], ["busy", "func_a"], ["busy", "main"], ["libc.so", "__libc_start_main"]],
     [["busy", "func_c"], ["busy", "func_a"], ["busy", "main"], ["libc.so", "__libc_start_main"]],
 ]
+VICTIM = "/root/stapdoctor-victim"  # a root-only file a local user would like root to overwrite
 LOST = 7  # samples the stand-in reports lost: a count that must come through to summary.json unchanged
 
 
@@ -79,10 +80,16 @@ def test_profile_playbook_fetches_the_flame_graph(ansible_env, tmp_path):
         m.run(["sh", "-c", 'cat > "$1"', "sh", f"{REMOTE}/fake-stap.json"], input=json.dumps(
             {"stacks": BUSY_STACKS, "lost": LOST, "compile_s": 0.2, "argv_log": f"{REMOTE}/stap-argv.json"}))
         # The stand-in reads its config from the environment; the playbook passes only --stap PATH.
+        # It also notes the profile directories that exist while it runs (the playbook's private one).
         m.run(f"cat > {REMOTE}/stap && chmod 755 {REMOTE}/stap",
-              input=f"#!/bin/sh\nFAKE_STAP_CONFIG={REMOTE}/fake-stap.json exec python3 {REMOTE}/fake_stap.py \"$@\"\n")
+              input=f"#!/bin/sh\nstat -c '%a %U %n' /tmp/stapdoctor-profile-* > {REMOTE}/outdirs.txt\n"
+                    f"FAKE_STAP_CONFIG={REMOTE}/fake-stap.json exec python3 {REMOTE}/fake_stap.py \"$@\"\n")
         m.run(["gcc", "-g", "-O1", "-fno-omit-frame-pointer", "-o", f"{REMOTE}/busy", f"{REMOTE}/busy.c"])
         pid = int(m.run(f"nohup {REMOTE}/busy </dev/null >/dev/null 2>&1 & echo $!").stdout.strip())
+        # A local user's trap at the name the playbook once used: root must not write through it.
+        trap = f"/tmp/stapdoctor-profile-{pid}"
+        m.run(f"printf root-only > {VICTIM} && chmod 600 {VICTIM} && install -d -o nobody -m 755 {trap} && "
+              f"ln -s {VICTIM} {trap}/flamegraph.svg && chown -h nobody {trap}/flamegraph.svg")
         env.timings["profile_setup"] = round(time.monotonic() - t0, 1)
 
         dest = env.workdir / "profiles"
@@ -105,10 +112,16 @@ def test_profile_playbook_fetches_the_flame_graph(ansible_env, tmp_path):
         out = dest / f"{host.name}-{pid}"
         names = {f.name for f in out.iterdir()}
         assert {"flamegraph.svg", "stacks.folded", "summary.json"} <= names, names
-        remote_names = set(m.run(["ls", f"/tmp/stapdoctor-profile-{pid}"]).stdout.split())
-        assert names == remote_names  # every file of the output directory came back
-
         summary = json.loads((out / "summary.json").read_text())
+        assert names == set(summary["files"].values())  # every file of the output directory came back
+
+        # the profile ran in a fresh root-only directory, removed afterwards; the trap was not touched
+        dirs = [line.split() for line in m.run(["cat", f"{REMOTE}/outdirs.txt"]).stdout.splitlines()]
+        private = [d for d in dirs if d[2] != trap]
+        assert len(private) == 1 and private[0][:2] == ["700", "root"], dirs
+        assert m.run(["sh", "-c", "ls -d /tmp/stapdoctor-profile-*"]).stdout.split() == [trap]
+        assert m.run(["cat", VICTIM]).stdout == "root-only"
+        assert m.run(["ls", "-A", trap]).stdout.split() == ["flamegraph.svg"]
         folded = {}
         for line in (out / "stacks.folded").read_text().splitlines():
             stack, _, count = line.rpartition(" ")
@@ -124,7 +137,8 @@ def test_profile_playbook_fetches_the_flame_graph(ansible_env, tmp_path):
     finally:
         if pid is not None:
             m.run(["kill", "-KILL", str(pid)], check=False)
-        m.run(f"rm -rf {REMOTE} /opt/stapdoctor /usr/local/bin/stapdoctor /tmp/stapdoctor-profile-*", check=False)
+        m.run(f"rm -rf {REMOTE} /opt/stapdoctor /usr/local/bin/stapdoctor /tmp/stapdoctor-profile-* {VICTIM}",
+              check=False)
 
 
 def test_profile_playbook_runs_a_precompiled_module(ansible_env, tmp_path):

@@ -28,7 +28,8 @@ CONFIG = {
     "argv_log": None,        # write our argv here (JSON)
     "compile_s": 0.2,        # time spent in passes 1-4
     "pass4_fail_stderr": None,  # print this file on stderr after pass 3 and exit 1
-    "stacks": [],            # [[ [module substring, symbol], ... leaf first ], ...] sampled round-robin
+    "stacks": [],            # [[ [module substring, symbol], ... leaf first ], ...] sampled round-robin;
+                             # symbol "NAME@FILE": NAME's address in FILE (an unstripped copy of the module)
     "kstack": [],            # kernel symbols (leaf first) prepended when the kernel script is used
     "ignore_timer": False,   # do not end at duration_ms (tests the runner's watchdog)
     "end_stderr": [],        # lines printed on stderr after the stacks
@@ -118,7 +119,11 @@ class Resolver:
             path = parts[5]
             if module not in os.path.basename(path):
                 continue
-            syms = nm_symbols(path)
+            # "func@/path/unstripped": the symbol's address taken from another copy of the file (the
+            # mapped one is stripped, so its frames have no symbol for stapdoctor to find)
+            symbol_name, _, source = symbol.partition("@")
+            syms = nm_symbols(source or path)
+            symbol = symbol_name
             if symbol not in syms:
                 return None
             start = int(parts[0].split("-")[0], 16)

@@ -78,23 +78,49 @@ def test_idle_target_finishes_on_time(tmp_path, fake_stap, idle_proc):
     r = _profile(out, "--pid", str(idle_proc.pid), "--duration", "2")
     elapsed = time.monotonic() - t0
     _no_traceback(r)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # no sample: a failure said in words, not an empty flame graph
     sm = _summary(out)
-    assert sm["samples"] == 0 and sm["ended_by"] == "timer"
+    assert sm["samples"] == 0 and sm["ended_by"] == "timer" and sm["exit_code"] == 1
     assert any(a["id"] == "idle" for a in sm["advice"])
     assert elapsed < 2 + 25, elapsed  # the window plus gate/compile/teardown on a loaded machine
-    assert (out / "flamegraph.svg").is_file()
+    assert "error: no samples were taken, so no flame graph was written" in r.stderr
+    assert "no samples were taken" in (out / "summary.txt").read_text()
+    for name in ("flamegraph.svg", "stacks.folded", "profile.speedscope.json", "stacks.txt"):
+        assert not (out / name).exists(), name
+    assert set(sm["files"].values()) == {p.name for p in out.iterdir()} - {"stap-argv.json"}
+
+
+def test_profile_svg_says_pid_window_and_samples_once(tmp_path, fake_stap, busy_proc, busy_exe):
+    import re
+    from html import unescape
+
+    out = tmp_path / "sub"
+    r = _profile(out, "--pid", str(busy_proc.pid), "--duration", "1")
+    assert r.returncode == 0, r.stderr
+    svg = (out / "flamegraph.svg").read_text()
+    title = unescape(re.search(r'<text id="title"[^>]*>([^<]*)<', svg).group(1))
+    sub = unescape(re.search(r'<text id="subtitle"[^>]*>([^<]*)<', svg).group(1))
+    assert title == f"stapdoctor profile: {busy_exe}"
+    sm = _summary(out)
+    parts = sub.split("  ·  ")
+    assert sub.count(str(busy_proc.pid)) == 1 and f"pid {busy_proc.pid}" in parts, sub
+    assert sub.count("samples") == 1 and f"{sm['samples']:,} samples" in parts, sub
+    assert [p for p in parts if p.endswith(" s")] == [f"{sm['window_s']:g} s"], sub
 
 
 def test_target_exit_ends_the_window_and_keeps_samples(tmp_path, fake_stap, busy_proc):
     out = tmp_path / "exits"
-    killer = threading.Timer(4.0, busy_proc.kill)
+
+    def kill_once_sampled():  # 2 s into the window, however long the start took on a loaded machine
+        if wait_for(lambda: (out / "stap.out").exists() and "stapdoctor:begin" in (out / "stap.out").read_text(), 60):
+            time.sleep(2.0)
+        busy_proc.kill()
+
+    killer = threading.Thread(target=kill_once_sampled, daemon=True)
     killer.start()
     t0 = time.monotonic()
-    try:
-        r = _profile(out, "--pid", str(busy_proc.pid), "--duration", "60")
-    finally:
-        killer.cancel()
+    r = _profile(out, "--pid", str(busy_proc.pid), "--duration", "60")
+    killer.join(5)
     elapsed = time.monotonic() - t0
     _no_traceback(r)
     assert r.returncode == 0, r.stderr
@@ -149,10 +175,12 @@ def test_launched_command_output_stays_out_of_stap_output(tmp_path, fake_stap):
     out = tmp_path / "echo"
     r = _profile(out, "--duration", "10", "--", "echo", "hello-from-target")
     _no_traceback(r)
-    assert r.returncode == 0, r.stderr
+    sm = _summary(out)
+    # echo is usually gone before a sample: then the run fails, saying so
+    assert r.returncode == (0 if sm["samples"] else 1), r.stderr
     assert "hello-from-target" in r.stdout
     assert "hello-from-target" not in (out / "stap.out").read_text()
-    assert _summary(out)["ended_by"] == "target-exit"
+    assert sm["ended_by"] == "target-exit"
 
 
 def test_while_starts_after_begin_and_is_stopped(tmp_path, fake_stap, busy_proc):
