@@ -495,7 +495,7 @@ def _finish(req, s: _Session, paths, limits: Limits, pid: int, label: str, exe: 
             render_svg(stacks, f, title=title, subtitle=subtitle, meta=meta, modules=collapsed.modules,
                        frame_note=frame_note)
         with open(paths["speedscope"], "w", encoding="utf-8") as f:
-            write_speedscope(stacks, f, name=title, modules=collapsed.modules)
+            write_speedscope(stacks, f, name=title, modules=collapsed.modules, names=collapsed.names)
     else:
         for k in graphs:  # nothing to draw; and no graph of an earlier run left to be mistaken for this one
             paths[k].unlink(missing_ok=True)
