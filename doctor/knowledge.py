@@ -208,10 +208,9 @@ def platform_packages(distro_id: str, version_id: str, kernel_release: str, *, a
                 out["debuginfo_method"] = "launchpad"
                 out["launchpad_url"] = fam["launchpad_ddeb_url"].format(**kw)
     if fam_name == "redhat":
-        variant = kernel_variant(kernel_release)
-        base = re.sub(r"[.+](debug|rt)$", "", kernel_release)
+        variant, base = split_variant(kernel_release)
         if variant:
-            pkg = fam["variant_packages"][variant]
+            pkg = variant_package(variant)
             out["headers"] = [f"{pkg}-devel-{base}"]
             out["debuginfo"] = [f"{pkg}-debuginfo-{base}"]
         dnf = facts.get("dnf")
@@ -222,21 +221,40 @@ def platform_packages(distro_id: str, version_id: str, kernel_release: str, *, a
         else:
             cmd = fam["debuginfo_command"]
         if variant:  # debuginfo-install kernel-rt-5.14.0-... (the variant's package, without the +rt suffix)
-            cmd = cmd.replace("kernel-core-{R}", "kernel-{R}").replace("kernel-{R}", f"{fam['variant_packages'][variant]}-{{R}}")
+            cmd = cmd.replace("kernel-core-{R}", "kernel-{R}").replace("kernel-{R}", f"{variant_package(variant)}-{{R}}")
             kw = dict(kw, R=base)
         out["debuginfo_command"] = cmd.format(**kw)
         out["kernel_variant"] = variant
     return out
 
 
-def kernel_variant(kernel_release: str) -> str | None:
-    """'debug' / 'rt' for Fedora/RHEL variant kernels (5.14.0-362.el9.x86_64+debug, ...+rt)."""
-    m = re.search(r"[.+](debug|rt)$", kernel_release)
+# stap-prep's variants (debug, kdump, PAE, xen at the end after '.', '+' or nothing: el5debug), the PAEdebug
+# and aarch64 64k/16k kernels ('+64k', '+16k-debug'), and realtime kernels ('.rt14.' or '+rt', '+rt-debug').
+_VARIANT_TAIL = re.compile(r"(?:\+(?P<plus>(?:rt|64k|16k|PAE|PAEdebug|debug|kdump|xen)(?:-debug)?)"
+                           r"|[.]?(?P<bare>PAEdebug|debug|kdump|PAE|xen))$")
+
+
+def split_variant(kernel_release: str) -> tuple[str | None, str]:
+    """(variant, release without the variant): '5.14.0-427.el9.x86_64+rt-debug' -> ('rt-debug', '5.14.0-427.el9.x86_64'),
+    '2.6.18-194.3.1.el5debug' -> ('debug', '2.6.18-194.3.1.el5'), '5.14.0-200.rt14.201.el9' -> ('rt', same)."""
+    m = _VARIANT_TAIL.search(kernel_release)
+    base, variant = kernel_release, None
     if m:
-        return m.group(1)
-    if re.search(r"\.rt\d", kernel_release):
-        return "rt"
-    return None
+        base, variant = kernel_release[:m.start()], m.group("plus") or m.group("bare")
+    if re.search(r"\.rt\d", base) and not (variant or "").startswith("rt"):
+        variant = "rt" + (f"-{variant}" if variant else "")
+    return variant, base
+
+
+def kernel_variant(kernel_release: str) -> str | None:
+    """'debug', 'rt', 'rt-debug', 'PAE', '64k', ... for Fedora/RHEL variant kernels; None for the plain kernel."""
+    return split_variant(kernel_release)[0]
+
+
+def variant_package(variant: str) -> str:
+    """The package name stem of a variant kernel ('rt-debug' -> 'kernel-rt-debug'), from the knowledge table."""
+    table = _distros()["family"]["redhat"].get("variant_packages", {})
+    return table.get(variant, f"kernel-{variant}")
 
 
 # ---------------------------------------------------------------- profiler needs
