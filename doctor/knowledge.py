@@ -257,6 +257,18 @@ def variant_package(variant: str) -> str:
     return table.get(variant, f"kernel-{variant}")
 
 
+def custom_kernel_remedy(what: str, kernel_release: str, why: str = "") -> str:
+    """How to get 'headers' or 'debuginfo' for a kernel no package provides (from its own build tree)."""
+    return _distros()["custom_kernel"][what].format(R=kernel_release, why=why or "no package owns its image")
+
+
+def compiler_package(distro_id: str, major: str) -> str | None:
+    """The package of gcc `major` on this distribution ('debian', '13' -> 'gcc-13'); None: unknown family."""
+    fam = family_of(distro_id)
+    tpl = _distros()["family"][fam].get("compiler_package") if fam else None
+    return tpl.format(major=major) if tpl else None
+
+
 # ---------------------------------------------------------------- profiler needs
 # The checks `stapdoctor profile` needs to pass to load and run a module...
 _GATE_LOAD = ("kernel.uprobes", "kernel.modules", "kernel.module_unload", "kernel.relay", "policy.lockdown",

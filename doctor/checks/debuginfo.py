@@ -20,6 +20,14 @@ def running_build_id(snap) -> tuple[str | None, str | None]:
     return None, None
 
 
+def debuginfo_fix(ctx) -> str:
+    packaged, why = ctx.kernel_packaged
+    if packaged is False:
+        from .. import knowledge
+        return knowledge.custom_kernel_remedy("debuginfo", ctx.snap.kernel_release, why)
+    return ctx.remedy("debuginfo", _install_cmd(ctx))
+
+
 def _install_cmd(ctx) -> str | None:
     pk = ctx.packages
     if not pk:
@@ -36,7 +44,7 @@ def vmlinux(ctx) -> Finding:
     title = "kernel debug symbols (vmlinux)"
     snap = ctx.snap
     want, want_src = running_build_id(snap)
-    fix = ctx.remedy("debuginfo", _install_cmd(ctx))
+    fix = debuginfo_fix(ctx)
     with_dwarf = [(p, e) for p, e in snap.elf.items() if e.get("status") == "ok" and e.get("has_dwarf")]
     unreadable = [(p, e) for p, e in snap.elf.items() if e.get("status") in ("unreadable", "error")]
     if not with_dwarf:

@@ -81,6 +81,14 @@ def lockdown_state(ctx) -> Lockdown:
                     + (f"; {'; '.join(unknown)}" if unknown else ""))
 
 
+def _sign_fix(st: Lockdown) -> str:
+    forced = re.search(r"(CONFIG_LOCK_DOWN_KERNEL_FORCE_\w+)=y", st.why)
+    if forced:  # built in: no firmware switch turns it off
+        return ("sign stap's modules with a key the kernel trusts (stap --sign-module, systemtap ≥ 4.7), or boot "
+                f"a kernel built without {forced.group(1)}")
+    return SIGN_FIX
+
+
 @check("policy.lockdown", "policy")
 def lockdown(ctx) -> Finding:
     title = "kernel lockdown"
@@ -98,7 +106,7 @@ def lockdown(ctx) -> Finding:
                        "the live state was not collected")
         said = f"lockdown [{st.mode}]" + (f" predicted from {st.why} ({unconfirmed})" if st.how == "predicted" else "")
         return Finding("", title, "fail", f"{said}: stap's modules will be refused unless signed (MOK); debugfs is "
-                       "locked too", SIGN_FIX + ("; to confirm: " + MOUNT_SECURITYFS + f" && cat {LOCKDOWN}"
+                       "locked too", _sign_fix(st) + ("; to confirm: " + MOUNT_SECURITYFS + f" && cat {LOCKDOWN}"
                                                  if st.how == "predicted" else ""))
     if "unreadable" in st.why:
         return Finding("", title, "warn", st.why, "run stapdoctor check as root")

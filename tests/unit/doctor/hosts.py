@@ -151,6 +151,11 @@ def make_host(base: Path, name: str, **overrides) -> Path:
         _w(root, ".stapdoctor/commands/stap-V.err", err)
         _w(root, ".stapdoctor/commands/stap-V.rc", f"{rc}\n")
         _w(root, ".stapdoctor/stat/staprun", f"4754 0 {spec.get('staprun_gid', 0)} /usr/bin/staprun\n")
+    if spec.get("toolchain", True):  # as the collector records them: the distribution's gcc is the kernel's
+        from stapdoctor.doctor.parsers import kernel_compiler
+        _w(root, ".stapdoctor/stat/gcc", "755 0 0 /usr/bin/gcc\n")
+        _w(root, ".stapdoctor/stat/make", "755 0 0 /usr/bin/make\n")
+        _w(root, ".stapdoctor/commands/gcc-version.out", (spec.get("gcc") or kernel_compiler(spec["proc_version"])) + "\n")
     _w(root, ".stapdoctor/commands/id.out", spec.get("id", "uid=0(root) gid=0(root) groups=0(root)") + "\n")
     if spec.get("lockdown"):
         _w(root, "sys/kernel/security/lockdown", spec["lockdown"] + "\n")
