@@ -54,15 +54,16 @@ def lockdown_state(ctx) -> Lockdown:
         return Lockdown("none", "predicted", "kernel built without the lockdown LSM (CONFIG_SECURITY_LOCKDOWN_LSM not set)")
     cmd = ctx.cmdline or {}
     lsms = cmd.get("lsm") or (ctx.opt("CONFIG_LSM") or "").strip('"')
-    enabled = ctx.on("CONFIG_SECURITY_LOCKDOWN_LSM_EARLY") or ctx.on("CONFIG_LOCK_DOWN_KERNEL") or \
-        "lockdown" in lsms.split(",")
+    in_list = "lockdown" in lsms.split(",")
+    enabled = ctx.on("CONFIG_SECURITY_LOCKDOWN_LSM_EARLY") or ctx.on("CONFIG_LOCK_DOWN_KERNEL") or in_list
+    active = ("lockdown in " + ("lsm=" if cmd.get("lsm") else "CONFIG_LSM")) if in_list else "an early LSM"
     if not enabled:
         src = "lsm= boot parameter" if cmd.get("lsm") else "CONFIG_LSM"
         return Lockdown("none", "predicted", f"the lockdown LSM is built but not in {src} ({lsms[:80]!r})")
     level, reasons, unknown = 0, [], []
     for opt, lvl in (("CONFIG_LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY", 2), ("CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY", 1)):
         if ctx.on(opt) and lvl > level:
-            level, reasons = lvl, [f"{opt}=y"]
+            level, reasons = lvl, [f"{opt}=y with {active}"]
     boot = cmd.get("lockdown")
     if boot in _LEVELS and _LEVELS.index(boot) > level:
         level, reasons = _LEVELS.index(boot), reasons + [f"boot parameter lockdown={boot}"]
