@@ -7,12 +7,28 @@ collector), never decided here: the checks do that.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 URLS_DIR = "/etc/debuginfod"
 RC_KEY = "~/.systemtap/rc"      # the checking user's stap defaults (stap-report records them)
 MAX_URLS_FILES = 16
 KERNEL_IMAGES = ("/boot/vmlinuz-{R}", "/lib/modules/{R}/vmlinuz")   # Debian/Ubuntu, then Fedora/RHEL 8+
+
+
+BUILD_MAKEFILE = "/lib/modules/{R}/build/Makefile"
+_CC = re.compile(r"^\s*(?:export\s+)?CC\s*:?=\s*([A-Za-z0-9_.+-]+)\s*$", re.M)
+
+
+def kbuild_cc(r, makefile: str) -> str:
+    """The compiler kbuild calls: a plain `CC = NAME` in the build tree's top Makefile (distributions may pin
+    the kernel's own gcc-N there), else upstream's default, gcc."""
+    try:
+        head = r.read(makefile, 8192).decode("utf-8", "replace")
+    except OSError:
+        return "gcc"
+    m = _CC.search(head)
+    return m.group(1) if m else "gcc"
 
 
 def kernel_image(snap) -> str | None:
@@ -91,12 +107,14 @@ def collect(r, snap, run_commands: bool, debuginfod: bool = False, debuginfod_ti
         snap.commands["kernel-package"] = {"argv": ["(no image)"], "rc": 1, "stdout": "",
                                            "stderr": f"no {snap.path(KERNEL_IMAGES[0])} or {snap.path(KERNEL_IMAGES[1])}"}
 
-    # The toolchain kbuild runs in pass 4: gcc (whose version should be the kernel's) and make.
-    for name in ("gcc", "make"):
+    # The toolchain kbuild runs in pass 4: the compiler (the build tree's CC, else gcc; its version should be
+    # the kernel's) and make.
+    cc = kbuild_cc(r, snap.path(BUILD_MAKEFILE))
+    for key, name in (("gcc", cc), ("make", "make")):
         try:
-            snap.tools[name] = _tool_fact(r, _find_tool(r, name), name)
+            snap.tools[key] = _tool_fact(r, _find_tool(r, name), key) | {"name": name}
         except OSError as e:
-            snap.tools[name] = {"status": "error", "error": str(e)}
+            snap.tools[key] = {"status": "error", "error": str(e), "name": name}
     gcc = snap.tools["gcc"].get("path")
     if run_commands and gcc and not snap.tools["gcc"].get("recorded"):
         snap.commands["gcc-version"] = _run([r.real(gcc), "-dumpfullversion", "-dumpversion"])

@@ -74,7 +74,7 @@ def toolchain(ctx) -> Finding:
     (an older gcc rejects the flags the kernel's newer one put in its Makefiles)."""
     title = "compiler and make (pass 4)"
     snap = ctx.snap
-    missing = [n for n in ("gcc", "make") if snap.tools.get(n, {}).get("status") != "ok"]
+    missing = [snap.tools.get(n, {}).get("name", n) for n in ("gcc", "make") if snap.tools.get(n, {}).get("status") != "ok"]
     if missing and not snap.tools.get("gcc") and not snap.tools.get("make"):
         return Finding("", title, "skip", "toolchain not collected")
     pk = ctx.packages

@@ -100,3 +100,18 @@ def test_live_toolchain_is_collected():
     snap = snapshot.collect("/")
     if shutil.which("gcc"):
         assert snap.tools["gcc"]["status"] == "ok" and snap.commands["gcc-version"]["rc"] == 0
+
+
+def test_kbuild_cc_from_the_build_tree(tmp_path):
+    """The compiler pass 4 calls: a plain CC in the build tree's top Makefile, else gcc (upstream's
+    `CC = $(CROSS_COMPILE)gcc`, as in this machine's Debian 12 headers, is gcc)."""
+    from stapdoctor.doctor import hostfacts
+    r = snapshot._Root(str(tmp_path))
+    mk = tmp_path / "lib/modules/R/build/Makefile"
+    mk.parent.mkdir(parents=True)
+    mk.write_text("CC = x86_64-linux-gnu-gcc-14\ninclude /usr/src/linux-headers-R-common/Makefile\n")
+    assert hostfacts.kbuild_cc(r, "/lib/modules/R/build/Makefile") == "x86_64-linux-gnu-gcc-14"
+    common = "/usr/src/linux-headers-6.1.0-57-common/Makefile"
+    if os.path.exists(common):
+        assert hostfacts.kbuild_cc(snapshot._Root("/"), common) == "gcc"
+    assert hostfacts.kbuild_cc(r, "/no/Makefile") == "gcc"

@@ -116,9 +116,14 @@ stat_tool() {
     line=$(stat -L -c '%a %u %g' "$2" 2>/dev/null) && echo "$line $2" > "$meta/stat/$1"
 }
 stat_tool staprun "$(first_tool staprun)"
-# the toolchain pass 4 runs: the gcc on PATH (compared with the kernel's compiler) and make
-for t in gcc make; do stat_tool $t "$(command -v $t 2>/dev/null)"; done
-command -v gcc > /dev/null 2>&1 && record gcc-version gcc -dumpfullversion -dumpversion
+# the toolchain pass 4 runs: the build tree's CC (a plain `CC = NAME` in its top Makefile), else gcc, whose
+# version is compared with the kernel's compiler; and make
+cc=
+[ -f "$build/Makefile" ] && cc=$(sed -n 's/^[[:space:]]*CC[[:space:]]*:*=[[:space:]]*\([A-Za-z0-9_.+-]*\)[[:space:]]*$/\1/p' "$build/Makefile" | head -n 1)
+[ -n "$cc" ] || cc=gcc
+stat_tool gcc "$(command -v "$cc" 2>/dev/null)"
+stat_tool make "$(command -v make 2>/dev/null)"
+command -v "$cc" > /dev/null 2>&1 && record gcc-version "$cc" -dumpfullversion -dumpversion
 # which package provides the kernel (none: a custom kernel, with no headers or debug package anywhere)
 image=
 for f in "/boot/vmlinuz-$R" "/lib/modules/$R/vmlinuz"; do
