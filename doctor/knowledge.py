@@ -306,21 +306,33 @@ def headers_hint(kernel_release: str, distro_id: str = "", version_id: str = "")
     return f"install the kernel headers for {kernel_release} (Debian/Ubuntu: {deb}; Fedora/RHEL: {rh})"
 
 
-# stap's runtime keeps MAXSTRINGLEN-sized buffers on the kernel stack in generated functions: 4096
-# gives a 4112-byte frame, which -Werror=frame-larger-than=2048 rejects (measured on Debian 7.2.13).
-def safe_maxstringlen(frame_warn: int | None, wanted: int = 4096) -> int:
-    """The largest power-of-two MAXSTRINGLEN ≤ wanted whose frame (value + 16 bytes) leaves 512 bytes of
-    CONFIG_FRAME_WARN for other locals: 1024 for FRAME_WARN=2048, as measured.
+# ---------------------------------------------------------------- stack frames (MAXSTRINGLEN)
+@lru_cache(maxsize=None)
+def frame_rule() -> dict:
+    """The measured frame rule (knowledge/stap_frames.toml, from bench/measure_maxstringlen_frames.py)."""
+    return dict(_load("stap_frames.toml")["maxstringlen"])
 
-    An unknown limit (None: no config readable) is taken as 2048, the x86_64 default, since guessing
-    high breaks pass 4; 0 means the kernel has no limit.
+
+def frame_for(maxstringlen: int) -> int:
+    """The largest stack frame pass 4 generates for a MAXSTRINGLEN (stap's runtime keeps one such buffer on
+    the stack in its error handler since 5.6): what -Werror=frame-larger-than=CONFIG_FRAME_WARN judges."""
+    r = frame_rule()
+    return max(maxstringlen + int(r["frame_overhead"]), int(r["fixed_frame_max"]))
+
+
+def safe_maxstringlen(frame_warn: int | None, wanted: int = 4096) -> int:
+    """The largest power-of-two MAXSTRINGLEN ≤ wanted whose largest frame stays within CONFIG_FRAME_WARN
+    (gcc rejects only frames *larger* than the limit): 1024 for 2048, 512 (stap's own 64-bit default) for 1024.
+
+    An unknown limit (None: no config readable) is taken as the x86_64 default 2048, since guessing high breaks
+    pass 4; 0 means the kernel has no limit.
     """
+    r = frame_rule()
     if frame_warn is None:
-        frame_warn = 2048
+        frame_warn = int(r["unknown_frame_warn"])
     if frame_warn <= 0:
         return wanted
-    budget = frame_warn - 512  # other locals share the frame
     value = wanted
-    while value > 256 and value + 16 > budget:
+    while value > int(r["floor"]) and frame_for(value) > frame_warn:
         value //= 2
     return value

@@ -162,6 +162,7 @@ def frame_warn(ctx) -> Finding:
     if not fw:
         return Finding("", title, "pass", "CONFIG_FRAME_WARN unset: no frame-size limit")
     safe = knowledge.safe_maxstringlen(fw)
+    over = safe * 2
     return Finding("", title, "pass", f"CONFIG_FRAME_WARN={fw}: stapdoctor profile uses -D MAXSTRINGLEN={safe} "
-                   f"(MAXSTRINGLEN=4096 gives a 4112-byte frame, over {fw})" if safe < 4096 else
-                   f"CONFIG_FRAME_WARN={fw}: MAXSTRINGLEN up to 4096 fits")
+                   f"(MAXSTRINGLEN={over} gives a {knowledge.frame_for(over)}-byte frame, over {fw})" if safe < 4096
+                   else f"CONFIG_FRAME_WARN={fw}: MAXSTRINGLEN up to 4096 fits")
