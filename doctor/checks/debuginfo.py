@@ -59,6 +59,10 @@ def _debuginfod(ctx, want: str | None, detail: str, fix: str) -> Finding | None:
         err = ((res.get("stderr") or "").strip().splitlines() or [f"exit {res.get('rc')}"])[-1][:160]
         return Finding("", title, "fail", f"{detail}; debuginfod ({found}) has no debuginfo for build-id {want}: "
                        f"{err}", fix)
+    if res is not None and "timed out" in (res.get("error") or "") and found:
+        return Finding("", title, "warn", f"{detail}; debuginfod ({found}) did not answer for build-id {want}: "
+                       f"{res['error']} (a kernel's debuginfo is hundreds of MB)",
+                       f"debuginfod-find debuginfo {want}   (once, to fill the cache stap reads), or " + fix)
     if res is not None and res.get("error") and found:
         return Finding("", title, "fail", f"{detail}; debuginfod-find could not ask {found}: {res['error']}",
                        fix + "   (debuginfod-find is in the debuginfod / elfutils-debuginfod-client package)")
