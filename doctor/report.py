@@ -36,15 +36,13 @@ def print_json(data: dict[str, Any]) -> None:
 
 
 def _wrap(text: str, width: int, indent: int, first_used: int = 0) -> list[str]:
-    """Lines of at most `width` columns: the first continues a line already `first_used` wide, the others are
-    indented by `indent` (long paths are broken rather than overflowing)."""
+    """`text` in lines that fit `width` columns, without their indentation: the first continues a line already
+    `first_used` wide, the others go after `indent` spaces (long paths are broken rather than overflowing)."""
     import textwrap
-    room = max(20, width - indent)
-    lines = textwrap.wrap(" " * (first_used - indent) + text if first_used > indent else text, width=room,
-                          break_on_hyphens=False) or [""]
-    if first_used > indent:
-        lines[0] = lines[0][first_used - indent:]
-    return lines
+    width = max(width, indent + 20, first_used + 20)
+    lines = textwrap.wrap(text, width=width, initial_indent=" " * first_used, subsequent_indent=" " * indent,
+                          break_on_hyphens=False) or [" " * first_used]
+    return [lines[0][first_used:]] + [ln[indent:] for ln in lines[1:]]
 
 
 def print_text(console, snap, ctx, findings, ready: bool) -> None:
@@ -66,12 +64,12 @@ def print_text(console, snap, ctx, findings, ready: bool) -> None:
         label, style = _STYLE.get(f.status, (f.status.upper(), ""))
         head = Text("  ")
         head.append(f"{label:4}", style=style)
-        head.append(f"  {f.id:<{idw}}  ")
+        head.append(f"  {f.id:<{idw}}  " if lead != 8 else f"  {f.id}")
         used = min(len(head.plain), cols - 20) if lead != 8 else len(head.plain)
         body = f"{f.title}: {f.evidence}"  # plain text: file contents are never read as markup
         if lead == 8:
             console.print(head, soft_wrap=True)
-            parts, first = _wrap(body, cols, lead), None
+            parts, first = _wrap(body, cols, lead, first_used=lead), None
         else:
             parts = _wrap(body, cols, lead, first_used=used)
             first = parts.pop(0)
@@ -95,5 +93,9 @@ def print_text(console, snap, ctx, findings, ready: bool) -> None:
     counts = {s: sum(1 for f in findings if f.status == s) for s in _STYLE}
     verdict = "READY" if ready else "NOT READY"
     tail = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    console.print(Text(f"\n{verdict}", style="bold green" if ready else "bold red") +
-                  Text(f" for SystemTap user-space profiling ({tail})"), soft_wrap=True)
+    lines = _wrap(f"{verdict} for SystemTap user-space profiling ({tail})", cols, 4)  # first line: full width
+    console.print()
+    console.print(Text(verdict, style="bold green" if ready else "bold red") + Text(lines[0][len(verdict):]),
+                  soft_wrap=True)
+    for part in lines[1:]:
+        console.print(Text(" " * 4 + part), soft_wrap=True)

@@ -20,7 +20,7 @@ def run(*args, columns=None):
     return r
 
 
-@pytest.mark.parametrize("columns", [80, 100])
+@pytest.mark.parametrize("columns", [50, 80, 100])
 def test_check_fits_the_terminal(host_root, columns):
     root = host_root("debian-12-stap-4.8")
     r = run("check", "--root", str(root), columns=columns)
@@ -31,7 +31,7 @@ def test_check_fits_the_terminal(host_root, columns):
     flat = re.sub(r"\s+", " ", r.stdout)
     for f in data["findings"]:
         assert re.sub(r"\s+", " ", f"{f['title']}: {f['evidence']}") in flat
-    cont = [ln for ln in lines if ln.startswith(" " * 10)]
+    cont = [ln for ln in lines if ln.startswith(" " * 8)]
     assert cont, "long evidence should continue on indented lines"
 
 
