@@ -111,7 +111,7 @@ def lockdown(ctx) -> Finding:
                                                  if st.how == "predicted" else ""))
     if "unreadable" in st.why:
         return Finding("", title, "warn", st.why, "run stapdoctor check as root")
-    detail = st.why if ("not known" in st.why or "not collected" in st.why) else f"{st.why}; {_not_known(ctx)}"
+    detail = st.why if _not_known(ctx) in st.why else f"{_not_known(ctx)}: {st.why}"
     return Finding("", title, "warn", detail, f"{MOUNT_SECURITYFS} && cat {LOCKDOWN}   (or run stapdoctor check on the host itself)")
 
 
