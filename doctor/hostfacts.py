@@ -131,7 +131,7 @@ def collect(r, snap, run_commands: bool, debuginfod: bool = False, debuginfod_ti
             snap.files[f"{URLS_DIR}/{n}"] = _file_fact(r, f"{URLS_DIR}/{n}", "text")
     except OSError:
         snap.files[URLS_DIR] = {"status": "missing"}
-    if debuginfod:
+    if debuginfod and not any(e.get("has_dwarf") for e in snap.elf.values()):  # a local vmlinux needs no server
         snap.commands["debuginfod-find"] = query_debuginfod(snap, debuginfod_timeout)
 
     # stap-report's ~/.systemtap/rc (default options of every stap run by this user)
