@@ -24,19 +24,45 @@ def _err(msg: str, code: int = EXIT_USAGE) -> "typer.Exit":
     return typer.Exit(code)
 
 
-def _snapshot(root: Optional[Path], snapshot: Optional[Path], pid: Optional[int], binary: Optional[Path],
-              deep: bool = False, quiet: bool = False, deep_timeout: float = 1800.0):
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            v = version("stapdoctor")
+        except PackageNotFoundError:
+            v = "unknown (not installed)"
+        print(f"stapdoctor {v}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print stapdoctor's version and exit.")) -> None:
+    """Make Linux hosts ready for SystemTap user-space profiling, check them, and profile them."""
+
+
+def _snapshot(root: Optional[Path], snapshot: Optional[Path], pid: Optional[int], binary: Optional[str],
+              deep: bool = False, quiet: bool = False, deep_timeout: float = 1800.0, debuginfod: bool = False):
     from .snapshot import SnapshotError, collect, load
     if root is not None and snapshot is not None:
         raise _err("--root and --snapshot are alternatives: give one")
-    if snapshot is not None and (pid is not None or binary is not None or deep):
-        raise _err("--pid/--binary/--deep need a host to look at; they cannot be used with --snapshot")
+    if snapshot is not None and (pid is not None or binary is not None or deep or debuginfod):
+        raise _err("--pid/--binary/--deep/--debuginfod need a host to look at; they cannot be used with --snapshot")
+    if root is not None and deep:
+        raise _err("--deep compiles a probe on this host; it cannot be used with --root")
+    if root is not None and debuginfod:
+        raise _err("--debuginfod asks the servers for this host's running kernel; it cannot be used with --root")
+    from .target import TargetError, check_pid, resolve_binary
     try:
         if snapshot is not None:
             snap = load(snapshot)
         else:
-            snap = collect(str(root) if root else "/", pid=pid, binary=str(binary) if binary else None)
-    except SnapshotError as e:
+            where = str(root) if root else "/"
+            if pid is not None:
+                check_pid(where, pid)
+            exe = resolve_binary(where, str(binary)) if binary is not None else None
+            snap = collect(where, pid=pid, binary=exe, debuginfod=debuginfod)
+    except (SnapshotError, TargetError) as e:
         raise _err(str(e)) from None
     if deep:
         if root is not None:
@@ -66,7 +92,11 @@ SnapOpt = typer.Option(None, "--snapshot", help="Check a saved snapshot (from 's
                        dir_okay=False)
 PidOpt = typer.Option(None, "--pid", help="Also check that this process's executable and libraries have "
                       "symbols and unwind data.", min=1)
-BinOpt = typer.Option(None, "--binary", help="Also check this executable and the libraries it needs.")
+BinOpt = typer.Option(None, "--binary", help="Also check this executable (a path, or a name looked up in PATH) "
+                      "and the libraries it needs.")
+DebuginfodOpt = typer.Option(False, "--debuginfod", help="Ask the debuginfod servers (DEBUGINFOD_URLS or "
+                             "/etc/debuginfod/*.urls) for the running kernel's debuginfo, as stap-prep does "
+                             "(network; implied by --deep).")
 DeepTimeoutOpt = typer.Option(1800.0, "--deep-timeout", min=1, help="Seconds before --deep gives up on stap "
                               "(a compile under emulation can take 15 minutes).")
 
@@ -78,7 +108,8 @@ def check(
     json_out: bool = typer.Option(False, "--json", help="Print the findings as JSON (schema stapdoctor.check/1)."),
     deep: bool = typer.Option(False, "--deep", help="Also compile and run a hello probe (takes minutes)."),
     pid: Optional[int] = PidOpt,
-    binary: Optional[Path] = BinOpt,
+    binary: Optional[str] = BinOpt,
+    debuginfod: bool = DebuginfodOpt,
     host: Optional[str] = typer.Option(None, "--host", help="Host name to put in the playbook remedies (-l HOST)."),
     deep_timeout: float = DeepTimeoutOpt,
 ) -> None:
@@ -89,7 +120,8 @@ def check(
     from . import checks, report
     from .checks.context import Context
 
-    snap = _snapshot(root, snapshot, pid, binary, deep=deep, quiet=json_out, deep_timeout=deep_timeout)
+    snap = _snapshot(root, snapshot, pid, binary, deep=deep, quiet=json_out, deep_timeout=deep_timeout,
+                     debuginfod=debuginfod or deep)
     findings = checks.run_checks(snap, host_label=host)
     ready = checks.is_ready(findings)
     ctx = Context(snap, host_label=host)
@@ -107,12 +139,13 @@ def snapshot_cmd(
                                 dir_okay=False),
     root: Optional[Path] = RootOpt,
     pid: Optional[int] = PidOpt,
-    binary: Optional[Path] = BinOpt,
+    binary: Optional[str] = BinOpt,
     deep: bool = typer.Option(False, "--deep", help="Include a real compile-and-run of a hello probe."),
     deep_timeout: float = DeepTimeoutOpt,
+    debuginfod: bool = DebuginfodOpt,
 ) -> None:
     """Save what the checks read about this host (or a sysroot) as JSON, for bug reports and fleets."""
-    snap = _snapshot(root, None, pid, binary, deep=deep, deep_timeout=deep_timeout)
+    snap = _snapshot(root, None, pid, binary, deep=deep, deep_timeout=deep_timeout, debuginfod=debuginfod or deep)
     text = snap.to_json()
     if str(output) == "-":
         sys.stdout.write(text + "\n")

@@ -324,11 +324,10 @@ def platform_packages(distro_id: str, version_id: str, kernel_release: str, *, a
     out["package_manager"] = pm["name"]
     out["install_command"] = pm["install"]
     if fam_name == "redhat":
-        variant = kernel_variant(kernel_release)
-        base = re.sub(r"[.+](debug|rt)$", "", kernel_release)
+        variant, base = split_variant(kernel_release)
         pkg = pm["debuginfo_kernel_package"]
         if variant:
-            vpkg = fam["variant_packages"][variant]
+            vpkg = variant_package(variant)
             out["headers"] = [f"{vpkg}-devel-{base}"]
             out["debuginfo"] = [f"{vpkg}-debuginfo-{base}"]
             # debuginfo-install kernel-rt-5.14.0-... (the variant's package, without the +rt suffix)
@@ -401,14 +400,45 @@ def debuginfo_commands(pk: dict) -> list[str]:
     return [f"apt-get install -y {pkgs}"]
 
 
-def kernel_variant(kernel_release: str) -> str | None:
-    """'debug' / 'rt' for Fedora/RHEL variant kernels (5.14.0-362.el9.x86_64+debug, ...+rt)."""
-    m = re.search(r"[.+](debug|rt)$", kernel_release)
+# stap-prep's variants (debug, kdump, PAE, xen at the end after '.', '+' or nothing: el5debug), the PAEdebug
+# and aarch64 64k/16k kernels ('+64k', '+16k-debug'), and realtime kernels ('.rt14.' or '+rt', '+rt-debug').
+_VARIANT_TAIL = re.compile(r"(?:\+(?P<plus>(?:rt|64k|16k|PAE|PAEdebug|debug|kdump|xen)(?:-debug)?)"
+                           r"|[.]?(?P<bare>PAEdebug|debug|kdump|PAE|xen))$")
+
+
+def split_variant(kernel_release: str) -> tuple[str | None, str]:
+    """(variant, release without the variant): '5.14.0-427.el9.x86_64+rt-debug' -> ('rt-debug', '5.14.0-427.el9.x86_64'),
+    '2.6.18-194.3.1.el5debug' -> ('debug', '2.6.18-194.3.1.el5'), '5.14.0-200.rt14.201.el9' -> ('rt', same)."""
+    m = _VARIANT_TAIL.search(kernel_release)
+    base, variant = kernel_release, None
     if m:
-        return m.group(1)
-    if re.search(r"\.rt\d", kernel_release):
-        return "rt"
-    return None
+        base, variant = kernel_release[:m.start()], m.group("plus") or m.group("bare")
+    if re.search(r"\.rt\d", base) and not (variant or "").startswith("rt"):
+        variant = "rt" + (f"-{variant}" if variant else "")
+    return variant, base
+
+
+def kernel_variant(kernel_release: str) -> str | None:
+    """'debug', 'rt', 'rt-debug', 'PAE', '64k', ... for Fedora/RHEL variant kernels; None for the plain kernel."""
+    return split_variant(kernel_release)[0]
+
+
+def variant_package(variant: str) -> str:
+    """The package name stem of a variant kernel ('rt-debug' -> 'kernel-rt-debug'), from the knowledge table."""
+    table = _distros()["family"]["redhat"].get("variant_packages", {})
+    return table.get(variant, f"kernel-{variant}")
+
+
+def custom_kernel_remedy(what: str, kernel_release: str, why: str = "") -> str:
+    """How to get 'headers' or 'debuginfo' for a kernel no package provides (from its own build tree)."""
+    return _distros()["custom_kernel"][what].format(R=kernel_release, why=why or "no package owns its image")
+
+
+def compiler_package(distro_id: str, major: str) -> str | None:
+    """The package of gcc `major` on this distribution ('debian', '13' -> 'gcc-13'); None: unknown family."""
+    fam = family_of(distro_id)
+    tpl = _distros()["family"][fam].get("compiler_package") if fam else None
+    return tpl.format(major=major) if tpl else None
 
 
 # ---------------------------------------------------------------- profiler needs
@@ -448,21 +478,33 @@ def headers_hint(kernel_release: str, distro_id: str = "", version_id: str = "")
     return f"install the kernel headers for {kernel_release} (Debian/Ubuntu: {deb}; Fedora/RHEL: {rh})"
 
 
-# stap's runtime keeps MAXSTRINGLEN-sized buffers on the kernel stack in generated functions: 4096
-# gives a 4112-byte frame, which -Werror=frame-larger-than=2048 rejects (measured on Debian 7.2.13).
-def safe_maxstringlen(frame_warn: int | None, wanted: int = 4096) -> int:
-    """The largest power-of-two MAXSTRINGLEN ≤ wanted whose frame (value + 16 bytes) leaves 512 bytes of
-    CONFIG_FRAME_WARN for other locals: 1024 for FRAME_WARN=2048, as measured.
+# ---------------------------------------------------------------- stack frames (MAXSTRINGLEN)
+@lru_cache(maxsize=None)
+def frame_rule() -> dict:
+    """The measured frame rule (knowledge/stap_frames.toml, from bench/measure_maxstringlen_frames.py)."""
+    return dict(_load("stap_frames.toml")["maxstringlen"])
 
-    An unknown limit (None: no config readable) is taken as 2048, the x86_64 default, since guessing
-    high breaks pass 4; 0 means the kernel has no limit.
+
+def frame_for(maxstringlen: int) -> int:
+    """The largest stack frame pass 4 generates for a MAXSTRINGLEN (stap's runtime keeps one such buffer on
+    the stack in its error handler since 5.6): what -Werror=frame-larger-than=CONFIG_FRAME_WARN judges."""
+    r = frame_rule()
+    return max(maxstringlen + int(r["frame_overhead"]), int(r["fixed_frame_max"]))
+
+
+def safe_maxstringlen(frame_warn: int | None, wanted: int = 4096) -> int:
+    """The largest power-of-two MAXSTRINGLEN ≤ wanted whose largest frame stays within CONFIG_FRAME_WARN
+    (gcc rejects only frames *larger* than the limit): 1024 for 2048, 512 (stap's own 64-bit default) for 1024.
+
+    An unknown limit (None: no config readable) is taken as the x86_64 default 2048, since guessing high breaks
+    pass 4; 0 means the kernel has no limit.
     """
+    r = frame_rule()
     if frame_warn is None:
-        frame_warn = 2048
+        frame_warn = int(r["unknown_frame_warn"])
     if frame_warn <= 0:
         return wanted
-    budget = frame_warn - 512  # other locals share the frame
     value = wanted
-    while value > 256 and value + 16 > budget:
+    while value > int(r["floor"]) and frame_for(value) > frame_warn:
         value //= 2
     return value

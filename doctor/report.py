@@ -35,30 +35,67 @@ def print_json(data: dict[str, Any]) -> None:
     print(json.dumps(data, indent=2, sort_keys=False))
 
 
+def _wrap(text: str, width: int, indent: int, first_used: int = 0) -> list[str]:
+    """`text` in lines that fit `width` columns, without their indentation: the first continues a line already
+    `first_used` wide, the others go after `indent` spaces (long paths are broken rather than overflowing)."""
+    import textwrap
+    width = max(width, indent + 20, first_used + 20)
+    lines = textwrap.wrap(text, width=width, initial_indent=" " * first_used, subsequent_indent=" " * indent,
+                          break_on_hyphens=False) or [" " * first_used]
+    return [lines[0][first_used:]] + [ln[indent:] for ln in lines[1:]]
+
+
 def print_text(console, snap, ctx, findings, ready: bool) -> None:
+    """One block per check fitted to the terminal (COLUMNS): long evidence continues on indented lines."""
     from rich.text import Text
 
-    console.print(Text("stapdoctor check — ", style="bold") + Text(header(snap, ctx)), soft_wrap=True)
-    width = max((len(f.id) for f in findings), default=10)
+    cols = max(40, console.width or 80)
+    for i, part in enumerate(_wrap("stapdoctor check — " + header(snap, ctx), cols, 4)):
+        console.print(Text(part, style="bold" if i == 0 else "") if i == 0 else Text(" " * 4 + part), soft_wrap=True)
+    idw = max((len(f.id) for f in findings), default=10)
+    lead = 2 + 4 + 2 + idw + 2
+    if lead > cols // 2:        # a narrow terminal: evidence under the id instead of beside it
+        lead = 8
     concern = None
     for f in findings:
         if f.concern != concern:
             concern = f.concern
             console.print(Text(f"{concern}:", style="bold"))
         label, style = _STYLE.get(f.status, (f.status.upper(), ""))
-        line = Text("  ")
-        line.append(f"{label:4}", style=style)
-        line.append(f"  {f.id:<{width}}  ")
-        line.append(f"{f.title}: ", style="bold")
-        line.append(f.evidence)  # Text.append never interprets markup: file contents are shown as-is
-        console.print(line, soft_wrap=True)
+        head = Text("  ")
+        head.append(f"{label:4}", style=style)
+        head.append(f"  {f.id:<{idw}}  " if lead != 8 else f"  {f.id}")
+        used = min(len(head.plain), cols - 20) if lead != 8 else len(head.plain)
+        body = f"{f.title}: {f.evidence}"  # plain text: file contents are never read as markup
+        if lead == 8:
+            console.print(head, soft_wrap=True)
+            parts, first = _wrap(body, cols, lead, first_used=lead), None
+        else:
+            parts = _wrap(body, cols, lead, first_used=used)
+            first = parts.pop(0)
+            bold = len(f.title) + 1 if first.startswith(f.title + ":") else 0
+            head.append(first[:bold], style="bold")
+            head.append(first[bold:])
+            console.print(head, soft_wrap=True)
+        for part in parts:
+            console.print(Text(" " * lead + part), soft_wrap=True)
     fixes = [f for f in findings if f.status in ("fail", "warn") and f.remedy]
     if fixes:
         console.print(Text("\nFixes:", style="bold"))
         for f in fixes:
-            console.print(Text(f"  {f.id}: ", style="bold") + Text(f.remedy), soft_wrap=True)
+            lines = _wrap(f"{f.id}: {f.remedy}", cols, 6, first_used=2)
+            first = Text("  ")
+            first.append(lines[0][:len(f.id) + 1], style="bold")
+            first.append(lines[0][len(f.id) + 1:])
+            console.print(first, soft_wrap=True)
+            for part in lines[1:]:
+                console.print(Text(" " * 6 + part), soft_wrap=True)
     counts = {s: sum(1 for f in findings if f.status == s) for s in _STYLE}
     verdict = "READY" if ready else "NOT READY"
     tail = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    console.print(Text(f"\n{verdict}", style="bold green" if ready else "bold red") +
-                  Text(f" for SystemTap user-space profiling ({tail})"))
+    lines = _wrap(f"{verdict} for SystemTap user-space profiling ({tail})", cols, 4)  # first line: full width
+    console.print()
+    console.print(Text(verdict, style="bold green" if ready else "bold red") + Text(lines[0][len(verdict):]),
+                  soft_wrap=True)
+    for part in lines[1:]:
+        console.print(Text(" " * 4 + part), soft_wrap=True)

@@ -5,9 +5,10 @@ sysroot (`--root DIR`: an image, a chroot, a fixture tree, or what the fleet col
 a saved JSON file. Every fact is keyed by the path or command it came from, which is its source.
 
 A sysroot may carry command outputs that cannot be re-run offline in `.stapdoctor/`:
-  commands/<name>.out, <name>.err, <name>.rc   (names: stap-V, id, uname-r)
+  commands/<name>.out, <name>.err, <name>.rc   (names: stap-V, id, uname-r, gcc-version, kernel-package)
   env                                            (KEY=VALUE lines: DEBUGINFOD_URLS)
-  stat/<name>                                    ("MODE_OCTAL UID GID PATH", names: staprun)
+  stat/<name>                                    ("MODE_OCTAL UID GID PATH", names: staprun, gcc, make)
+  systemtap-rc                                   (the collecting user's ~/.systemtap/rc)
   elf/<name>                                     ("PATH BUILD_ID HAS_DWARF" lines for debug vmlinux candidates)
 The POSIX-sh fleet collector (playbooks/roles/doctor_collect/files/collect.sh) writes exactly these.
 """
@@ -35,14 +36,17 @@ TEXT_FILES = (
     "/lib/modules/{R}/build/include/generated/utsversion.h",
     "/sys/kernel/security/lockdown", "/sys/module/module/parameters/sig_enforce",
     "/sys/kernel/security/securelevel", "/proc/filesystems", "/proc/mounts",
+    # lockdown/sig_enforce predicted from boot parameters when /sys says nothing; what stap-report records
+    "/proc/cmdline", "/sys/kernel/security/lsm", "/sys/fs/selinux/enforce", "/sys/module/apparmor/parameters/enabled",
 )
 # Files whose existence and size matter, not their content.
 PRESENCE_FILES = (
     "/lib/modules/{R}/build/Makefile", "/lib/modules/{R}/build/Module.symvers", "/proc/modules",
-    "/boot/System.map-{R}", "/proc/kallsyms",
+    "/boot/System.map-{R}", "/proc/kallsyms", "/sys/firmware/efi", "/boot/vmlinuz-{R}", "/lib/modules/{R}/vmlinuz",
 )
+SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 # (vmlinux.id is raw ELF notes, like /sys/kernel/notes: as text its build-id bytes would be garbled)
-BINARY_FILES = ("/sys/kernel/notes", "/proc/config.gz", "/lib/modules/{R}/build/vmlinux.id")
+BINARY_FILES = ("/sys/kernel/notes", "/proc/config.gz", "/lib/modules/{R}/build/vmlinux.id", SECURE_BOOT_VAR)
 LINKS = ("/lib/modules/{R}/build",)
 # Where stap and elfutils look for the kernel's DWARF (plus the build-id path, added once known).
 VMLINUX_CANDIDATES = (
@@ -244,9 +248,9 @@ def _kernel_release(r: _Root) -> tuple[str, str]:
         "write the release into DIR/proc/sys/kernel/osrelease")
 
 
-def _run(argv: list[str], timeout: float = 15) -> dict[str, Any]:
+def _run(argv: list[str], timeout: float = 15, env: dict[str, str] | None = None) -> dict[str, Any]:
     try:
-        p = subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        p = subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env)
     except FileNotFoundError:
         return {"argv": argv, "rc": None, "error": "not found"}
     except PermissionError:
@@ -407,7 +411,7 @@ def _recorded_elf(r: _Root) -> dict[str, dict[str, Any]]:
 
 
 def collect(root: str = "/", *, pid: int | None = None, binary: str | None = None,
-            run_commands: bool | None = None) -> HostSnapshot:
+            run_commands: bool | None = None, debuginfod: bool = False) -> HostSnapshot:
     """Collect a snapshot of the live host (root='/') or of a sysroot directory."""
     from . import elfinfo
 
@@ -471,6 +475,8 @@ def collect(root: str = "/", *, pid: int | None = None, binary: str | None = Non
         # The systemtap repository the playbooks build from (their systemtap_git_url): which release tags it
         # really has decides the remedy's ref. Asked only when the user names it: `check` stays offline.
         snap.commands["systemtap-tags"] = _run(["git", "ls-remote", "--tags", "--", repo], timeout=30)
+    from . import hostfacts  # kernel package, toolchain, debuginfod, ~/.systemtap/rc
+    hostfacts.collect(r, snap, run_commands, debuginfod=debuginfod)
     if pid is not None or binary is not None:
         from . import target
         snap.target = target.collect_target(r, pid=pid, binary=binary)

@@ -72,6 +72,45 @@ def separate_debug(r, path: str, info: dict[str, Any]) -> str | None:
     return None
 
 
+class TargetError(ValueError):
+    """A --pid/--binary that names nothing usable: a usage error (exit 2), said before any check runs."""
+
+
+def resolve_binary(root: str, binary: str) -> str:
+    """The executable --binary names: a bare name is looked up in PATH (live host only), a directory or a
+    file that is not ELF is refused."""
+    import shutil
+    live = os.path.abspath(root) == "/"
+    path = binary
+    if "/" not in binary:
+        if not live:
+            raise TargetError(f"--binary {binary}: give a path inside the --root tree, not a bare name")
+        found = shutil.which(binary)
+        if found is None:
+            raise TargetError(f"--binary {binary}: no such file, and not found in PATH")
+        path = found
+    host = path if live else os.path.join(root, path.lstrip("/"))
+    if os.path.isdir(host):
+        raise TargetError(f"--binary {binary}: is a directory, not an executable")
+    try:
+        with open(host, "rb") as f:
+            magic = f.read(4)
+    except FileNotFoundError:
+        raise TargetError(f"--binary {binary}: no such file") from None
+    except OSError as e:
+        raise TargetError(f"--binary {binary}: cannot read it ({e.strerror or e})") from None
+    if magic != b"\x7fELF":
+        raise TargetError(f"--binary {binary}: not an ELF file (a script or a wrapper? give the executable it runs)")
+    return os.path.abspath(path) if live else path
+
+
+def check_pid(root: str, pid: int) -> None:
+    if os.path.abspath(root) != "/":
+        raise TargetError("--pid needs the live host (not --root)")
+    if not os.path.exists(f"/proc/{pid}"):
+        raise TargetError(f"--pid {pid}: no such process (it exited, or never existed)")
+
+
 def collect_target(r, *, pid: int | None = None, binary: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"pid": pid, "binary": binary, "objects": []}
     try:

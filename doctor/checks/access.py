@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import knowledge
 from . import Finding, check
+from .policy import lockdown_state
 
 
 @check("access.user", "access")
@@ -57,16 +58,24 @@ def transport(ctx) -> Finding:
     mounted = any(len(p) > 2 and p[2] == "debugfs" for p in (line.split() for line in mounts.splitlines()))
     ver, _ = ctx.stap
     procfs_ok = ver is not None and knowledge.version_key(ver.version) >= (4, 4)
-    lockdown = snap.text("/sys/kernel/security/lockdown") or ""
-    debugfs_locked = "[confidentiality]" in lockdown
+    # Integrity lockdown already closes debugfs: LOCKDOWN_DEBUGFS sorts before LOCKDOWN_INTEGRITY_MAX.
+    lock = lockdown_state(ctx)
+    debugfs_locked = lock.mode in ("integrity", "confidentiality")
     where = "debugfs " + ("mounted" if mounted else "available" if has_debugfs else "absent")
+    if debugfs_locked and has_debugfs:
+        where += f" but locked by lockdown [{lock.mode}]"
     if fs is None:
         return Finding("", title, "skip", "/proc/filesystems not collected")
     if procfs_ok:
         return Finding("", title, "pass", f"systemtap {ver.version} uses procfs when debugfs is unavailable; {where}")
+    if has_debugfs and lock.mode is None:
+        return Finding("", title, "warn", f"{where}; the lockdown state is unknown ({lock.why}): integrity lockdown "
+                       f"would close debugfs, and systemtap {ver.version if ver else '(unknown)'} < 4.4 has no procfs "
+                       "transport", ctx.play("systemtap") + " (systemtap ≥ 4.4)")
     if has_debugfs and not debugfs_locked:
         return Finding("", title, "pass", where + (" (staprun mounts it)" if not mounted else ""))
-    why = "locked by lockdown [confidentiality]" if debugfs_locked else "not in /proc/filesystems"
+    why = (f"locked by lockdown [{lock.mode}]" + (" (predicted)" if lock.how == "predicted" else "")
+           if debugfs_locked else "not in /proc/filesystems")
     return Finding("", title, "fail", f"debugfs {why} and systemtap "
                    f"{ver.version if ver else '(unknown)'} < 4.4 has no procfs transport",
                    ctx.play("systemtap") + " (systemtap ≥ 4.4)")

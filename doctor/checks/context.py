@@ -93,6 +93,51 @@ class Context:
         except parsers.ParseError as e:
             return None, f"`stap -V` exited {cmd.get('rc')}: {e}"
 
+    # -- boot and live facts --
+    @cached_property
+    def cmdline(self) -> dict[str, str] | None:
+        """Kernel boot parameters (before '--'); a bare flag maps to ''. None: /proc/cmdline not collected."""
+        text = self.snap.text("/proc/cmdline")
+        if text is None:
+            return None
+        out: dict[str, str] = {}
+        for word in text.split():
+            if word == "--":
+                break
+            k, _, v = word.partition("=")
+            out[k] = v
+        return out
+
+    @cached_property
+    def securityfs(self) -> bool | None:
+        """Is securityfs mounted (where lockdown and the LSM list show)? None: /proc/mounts not collected."""
+        mounts = self.snap.text("/proc/mounts")
+        if mounts is None:
+            return None
+        return any(len(p) > 2 and p[2] == "securityfs" for p in (ln.split() for ln in mounts.splitlines()))
+
+    @cached_property
+    def secure_boot(self) -> tuple[bool | None, str]:
+        """(Secure Boot on?, evidence) from the SecureBoot EFI variable (4 attribute bytes, then 0 or 1)."""
+        from ..snapshot import SECURE_BOOT_VAR
+        var = self.snap.files.get(SECURE_BOOT_VAR, {})
+        if var.get("hex") and len(var["hex"]) >= 10:
+            on = int(var["hex"][8:10], 16) == 1
+            return on, f"SecureBoot={int(on)} (efivars)"
+        efi = self.snap.files.get("/sys/firmware/efi", {}).get("status")
+        if efi == "ok":
+            return None, "booted by EFI but the SecureBoot variable is not readable"
+        if efi == "missing" and self.securityfs is not None:   # /sys of the running kernel was collected
+            return False, "not booted by EFI (no /sys/firmware/efi): no Secure Boot"
+        return None, "Secure Boot state not collected"
+
+    @cached_property
+    def kernel_packaged(self) -> tuple[bool | None, str]:
+        """(does a package provide the running kernel?, its name or why not): custom kernels have no
+        headers or debug packages anywhere."""
+        from ..hostfacts import kernel_owner
+        return kernel_owner(self.snap.commands.get("kernel-package"))
+
     # -- remedies --
     def play(self, tag: str) -> str:
         return f"ansible-playbook playbooks/site.yml --tags {tag} -l {self.host}"

@@ -21,6 +21,14 @@ def running_build_id(snap) -> tuple[str | None, str | None]:
     return None, None
 
 
+def debuginfo_fix(ctx) -> str:
+    packaged, why = ctx.kernel_packaged
+    if packaged is False:
+        from .. import knowledge
+        return knowledge.custom_kernel_remedy("debuginfo", ctx.snap.kernel_release, why)
+    return ctx.remedy("debuginfo", _install_cmd(ctx))
+
+
 def _install_cmd(ctx) -> str | None:
     pk = ctx.packages
     if not pk:
@@ -31,12 +39,47 @@ def _install_cmd(ctx) -> str | None:
     return " && ".join(knowledge.debuginfo_commands(pk))
 
 
+def _debuginfod(ctx, want: str | None, detail: str, fix: str) -> Finding | None:
+    """No local vmlinux: what debuginfod says, asked for real (--debuginfod, --deep) as stap-prep does, or
+    only configured (DEBUGINFOD_URLS, /etc/debuginfod/*.urls)."""
+    from ..hostfacts import urls
+    title = "kernel debug symbols (vmlinux)"
+    found, where = urls(ctx.snap)
+    res = ctx.snap.commands.get("debuginfod-find")
+    in_env = bool(ctx.snap.env.get("DEBUGINFOD_URLS"))
+    env_fix = (f"export DEBUGINFOD_URLS='{found}' where stap runs (login shells get it from {where}; sudo drops "
+               "it unless kept with env_keep)")
+    if res is not None and not res.get("error"):
+        out = (res.get("stdout") or "").strip()
+        if res.get("rc") == 0 and out:
+            said = f"{detail}; debuginfod ({found}) served the running kernel's debuginfo (build-id {want}): {out[:120]}"
+            if in_env:
+                return Finding("", title, "pass", said)
+            return Finding("", title, "warn", said + f"; but DEBUGINFOD_URLS is not set for stap", env_fix)
+        err = ((res.get("stderr") or "").strip().splitlines() or [f"exit {res.get('rc')}"])[-1][:160]
+        return Finding("", title, "fail", f"{detail}; debuginfod ({found}) has no debuginfo for build-id {want}: "
+                       f"{err}", fix)
+    if res is not None and "timed out" in (res.get("error") or "") and found:
+        return Finding("", title, "warn", f"{detail}; debuginfod ({found}) did not answer for build-id {want}: "
+                       f"{res['error']} (a kernel's debuginfo is hundreds of MB)",
+                       f"debuginfod-find debuginfo {want}   (once, to fill the cache stap reads), or " + fix)
+    if res is not None and res.get("error") and found:
+        return Finding("", title, "fail", f"{detail}; debuginfod-find could not ask {found}: {res['error']}",
+                       fix + "   (debuginfod-find is in the debuginfod / elfutils-debuginfod-client package)")
+    if found:
+        return Finding("", title, "warn", f"{detail}; debuginfod is configured ({where}: {found[:100]}), so stap may "
+                       "download it (slow on first use, and only if that server has this kernel)"
+                       + ("" if in_env else "; DEBUGINFOD_URLS is not set here"),
+                       "stapdoctor check --debuginfod asks the server now; " + fix)
+    return None
+
+
 @check("debuginfo.vmlinux", "debuginfo")
 def vmlinux(ctx) -> Finding:
     title = "kernel debug symbols (vmlinux)"
     snap = ctx.snap
     want, want_src = running_build_id(snap)
-    fix = ctx.remedy("debuginfo", _install_cmd(ctx))
+    fix = debuginfo_fix(ctx)
     with_dwarf = [(p, e) for p, e in snap.elf.items() if e.get("status") == "ok" and e.get("has_dwarf")]
     unreadable = [(p, e) for p, e in snap.elf.items() if e.get("status") in ("unreadable", "error")]
     if not with_dwarf:
@@ -44,9 +87,9 @@ def vmlinux(ctx) -> Finding:
         detail = (f"{', '.join(seen)} has no DWARF" if seen else "no vmlinux with DWARF in the places stap looks")
         if unreadable:
             detail += "; " + "; ".join(f"{p}: {e.get('error', e['status'])}" for p, e in unreadable)
-        if snap.env.get("DEBUGINFOD_URLS"):
-            return Finding("", title, "warn", f"{detail}; DEBUGINFOD_URLS={snap.env['DEBUGINFOD_URLS']} is set, so "
-                           "stap may download it (slow on first use, and only if that server has this kernel)", fix)
+        got = _debuginfod(ctx, want, detail, fix)
+        if got:
+            return got
         return Finding("", title, "fail", detail, fix)
     if want is None:
         p, e = with_dwarf[0]

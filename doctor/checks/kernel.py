@@ -18,11 +18,11 @@ def config(ctx) -> Finding:
         tried = ", ".join(ctx.snap.path(t) for t in ("/lib/modules/{R}/build/.config", "/proc/config.gz",
                                                      "/boot/config-{R}"))
         return Finding("", title, "fail", f"none of {tried} exists",
-                       ctx.remedy("kernel_devel", _hdr_cmd(ctx)))
+                       headers_fix(ctx))
     if ctx.config is None:
         bad = "; ".join(f"{p}: {note}" for p, _, note in ctx.configs)
         return Finding("", title, "fail", f"no usable kernel config ({bad})",
-                       "reinstall the kernel headers package; " + ctx.remedy("kernel_devel", _hdr_cmd(ctx)))
+                       "reinstall the kernel headers package; " + headers_fix(ctx))
     path, opts = ctx.config
     others = [(p, o) for p, o, _ in ctx.configs if o is not None and p != path]
     broken = [f"{p} ({note})" for p, o, note in ctx.configs if o is None]
@@ -35,10 +35,18 @@ def config(ctx) -> Finding:
     if diffs:
         return Finding("", title, "warn", f"using {path}; configs disagree: " + "; ".join(diffs[:3]),
                        "the headers may belong to another build of this kernel: reinstall the headers for the "
-                       "running kernel; " + ctx.remedy("kernel_devel", _hdr_cmd(ctx)))
+                       "running kernel; " + headers_fix(ctx))
     extra = f"; unusable: {', '.join(broken)}" if broken else ""
     agree = f" (agrees with {', '.join(p for p, _ in others)})" if others else ""
     return Finding("", title, "pass", f"using {path}{agree}{extra}")
+
+
+def headers_fix(ctx) -> str:
+    """The playbook and package for the kernel's headers, or, for a kernel no package provides, its build tree."""
+    packaged, why = ctx.kernel_packaged
+    if packaged is False:
+        return knowledge.custom_kernel_remedy("headers", ctx.snap.kernel_release, why)
+    return ctx.remedy("kernel_devel", _hdr_cmd(ctx))
 
 
 def _hdr_cmd(ctx) -> str | None:
@@ -153,6 +161,7 @@ def frame_warn(ctx) -> Finding:
     if not fw:
         return Finding("", title, "pass", "CONFIG_FRAME_WARN unset: no frame-size limit")
     safe = knowledge.safe_maxstringlen(fw)
+    over = safe * 2
     return Finding("", title, "pass", f"CONFIG_FRAME_WARN={fw}: stapdoctor profile uses -D MAXSTRINGLEN={safe} "
-                   f"(MAXSTRINGLEN=4096 gives a 4112-byte frame, over {fw})" if safe < 4096 else
-                   f"CONFIG_FRAME_WARN={fw}: MAXSTRINGLEN up to 4096 fits")
+                   f"(MAXSTRINGLEN={over} gives a {knowledge.frame_for(over)}-byte frame, over {fw})" if safe < 4096
+                   else f"CONFIG_FRAME_WARN={fw}: MAXSTRINGLEN up to 4096 fits")

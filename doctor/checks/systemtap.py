@@ -91,5 +91,12 @@ def deep(ctx) -> Finding | None:
     status, evidence = summarize(res)
     fix = None
     if status == "fail":
-        fix = "see the compiler lines above; " + _stap_install_fix(ctx)
+        from .devel import build
+        headers = build(ctx)
+        if headers.status == "fail":  # no compiler ran: the build tree is what is missing
+            fix = f"pass 4 needs the kernel's build tree, which devel.build found missing: {headers.remedy}"
+        elif ctx.snap.tools.get("gcc", {}).get("status") == "missing":
+            fix = "pass 4 needs gcc and make: see devel.toolchain"
+        else:
+            fix = "the compiler's first errors are in the evidence; " + _stap_install_fix(ctx)
     return Finding("", title, status, evidence, fix)

@@ -151,11 +151,25 @@ def make_host(base: Path, name: str, **overrides) -> Path:
         _w(root, ".stapdoctor/commands/stap-V.err", err)
         _w(root, ".stapdoctor/commands/stap-V.rc", f"{rc}\n")
         _w(root, ".stapdoctor/stat/staprun", f"4754 0 {spec.get('staprun_gid', 0)} /usr/bin/staprun\n")
+    if spec.get("toolchain", True):  # as the collector records them: the distribution's gcc is the kernel's
+        from stapdoctor.doctor.parsers import kernel_compiler
+        _w(root, ".stapdoctor/stat/gcc", "755 0 0 /usr/bin/gcc\n")
+        _w(root, ".stapdoctor/stat/make", "755 0 0 /usr/bin/make\n")
+        _w(root, ".stapdoctor/commands/gcc-version.out", (spec.get("gcc") or kernel_compiler(spec["proc_version"])) + "\n")
     _w(root, ".stapdoctor/commands/id.out", spec.get("id", "uid=0(root) gid=0(root) groups=0(root)") + "\n")
     if spec.get("lockdown"):
         _w(root, "sys/kernel/security/lockdown", spec["lockdown"] + "\n")
     if spec.get("sig_enforce"):
         _w(root, "sys/module/module/parameters/sig_enforce", spec["sig_enforce"] + "\n")
+    if spec.get("mounts") is not None:  # the running kernel's /proc was collected
+        _w(root, "proc/mounts", spec["mounts"])
+    if spec.get("cmdline") is not None:
+        _w(root, "proc/cmdline", spec["cmdline"] + "\n")
+    if spec.get("secure_boot") is not None:  # the efivar as the kernel shows it: 4 attribute bytes, then 0/1
+        _w(root, "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+           bytes([6, 0, 0, 0, int(spec["secure_boot"])]))
+    for path, text in spec.get("extra_files", {}).items():
+        _w(root, path, text)
     if spec.get("filesystems"):
         _w(root, "proc/filesystems", "nodev\tsysfs\nnodev\tproc\nnodev\tdebugfs\n\text4\n")
     if spec.get("vmlinux"):

@@ -47,3 +47,19 @@ def test_deep_watchdog_kills_a_silent_stap(tmp_path):
     env = fake_stap(tmp_path, "exec sleep 60")
     f = deep(env, "--deep-timeout", "2")
     assert f["status"] == "fail" and "killed after 2 s" in f["evidence"]
+
+
+def test_deep_without_headers_points_at_devel_build(tmp_path):
+    """Issue 14 item 12: stap's own words when /lib/modules/R/build is missing (stap 4.8, Debian 12), and a fix
+    that names devel.build instead of compiler lines that do not exist."""
+    R = os.uname().release
+    if os.path.exists(f"/lib/modules/{R}/build/Makefile"):
+        import pytest
+        pytest.skip(f"this machine has headers for {R}")
+    env = fake_stap(tmp_path, f"echo 'Checking \"/lib/modules/{R}/build/.config\" failed with error: No such file "
+                              "or directory' >&2\necho 'Incorrect version or missing kernel-devel package, use: "
+                              f"yum install kernel-devel-{R}' >&2; exit 1")
+    r = subprocess.run([sys.executable, "-m", "stapdoctor.doctor", "check", "--deep", "--json"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    f = {f["id"]: f for f in json.loads(r.stdout)["findings"]}["stap.deep"]
+    assert f["status"] == "fail" and "devel.build" in f["remedy"] and "compiler lines" not in f["remedy"]

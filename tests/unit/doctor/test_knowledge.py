@@ -163,7 +163,8 @@ def test_unknown_distribution():
         k.platform_packages("plan9", "4", "x")
 
 
-@pytest.mark.parametrize("fw,val", [(2048, 1024), (1024, 256), (None, 1024), (0, 4096), (8192, 4096)])
+# FRAME_WARN=1024 (32-bit defaults, some distributions) gets 512, stap's own 64-bit default (issue 14 item 8)
+@pytest.mark.parametrize("fw,val", [(2048, 1024), (1024, 512), (None, 1024), (0, 4096), (8192, 4096), (4112, 4096)])
 def test_safe_maxstringlen(fw, val):
     assert k.safe_maxstringlen(fw) == val
 
@@ -171,3 +172,16 @@ def test_safe_maxstringlen(fw, val):
 def test_gate_checks():
     assert "debuginfo.vmlinux" not in k.gate_checks(False)
     assert "debuginfo.vmlinux" in k.gate_checks(True)
+
+
+def test_frame_rule_covers_every_measured_frame():
+    """The rule is drawn from measurements (doctor/knowledge/stap_frames.toml, bench/measure_maxstringlen_frames.py):
+    it never predicts a frame smaller than one measured, and the value it picks for a limit keeps every measured
+    frame of that MAXSTRINGLEN within the limit."""
+    rows = k.frame_rule()["measured"]
+    assert len({r["maxstringlen"] for r in rows}) >= 3
+    for r in rows:
+        assert k.frame_for(r["maxstringlen"]) >= r["largest_frame"], r
+    for fw in (1024, 2048, 4096):
+        pick = k.safe_maxstringlen(fw)
+        assert all(r["largest_frame"] <= fw for r in rows if r["maxstringlen"] == pick)

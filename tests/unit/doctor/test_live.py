@@ -79,10 +79,9 @@ def test_pid_target(tmp_path):
 
 
 def test_pid_that_exited():
+    """A pid that names no process is a bad argument: exit 2, as with --snapshot (issue 14 item 10)."""
     p = subprocess.Popen(["true"])
     p.wait()
     r = subprocess.run([sys.executable, "-m", "stapdoctor.doctor", "check", "--pid", str(p.pid), "--json"],
                        capture_output=True, text=True)
-    got = {f["id"]: f for f in json.loads(r.stdout)["findings"]}
-    assert got["target.symbols"]["status"] == "fail" and "no process" in got["target.symbols"]["evidence"]
-    assert r.returncode == 1
+    assert r.returncode == 2 and "no such process" in r.stderr and r.stdout == ""

@@ -77,7 +77,7 @@ def test_frame_warn_from_proc_config_gz(tmp_path):
     assert kernel_frame_warn("x", str(tmp_path)) == 2048
 
 
-@pytest.mark.parametrize("frame_warn,expected", [(2048, 1024), (None, 1024), (1024, 256), (8192, 4096), (0, 4096)])
+@pytest.mark.parametrize("frame_warn,expected", [(2048, 1024), (None, 1024), (1024, 512), (8192, 4096), (0, 4096)])
 def test_maxstringlen_rule(frame_warn, expected):
     """4096 broke pass 4 on FRAME_WARN=2048 (frame of 4112 bytes); 1024 compiled there."""
     assert safe_maxstringlen(frame_warn) == expected

@@ -9,9 +9,10 @@
 #     the tree then says proc/sys/kernel/osrelease = KERNEL_RELEASE and leaves out what only the
 #     running kernel has (/proc/version, /sys/kernel/notes, /proc/config.gz, /proc/kallsyms).
 # Tree layout (see doctor/snapshot.py): copies of files at their own paths, plus
-#   .stapdoctor/commands/<name>.{out,err,rc}  (stap-V, id, uname-r)
+#   .stapdoctor/commands/<name>.{out,err,rc}  (stap-V, id, uname-r, gcc-version, kernel-package)
 #   .stapdoctor/env                             (DEBUGINFOD_URLS=..., SYSTEMTAP_DIR=...)
-#   .stapdoctor/stat/staprun                    ("MODE UID GID PATH")
+#   .stapdoctor/stat/{staprun,gcc,make}         ("MODE UID GID PATH")
+#   .stapdoctor/systemtap-rc                    (the collecting user's ~/.systemtap/rc)
 #   .stapdoctor/elf/vmlinux                     ("PATH BUILD_ID HAS_DWARF" per debug vmlinux found)
 set -u
 out=${1:?usage: collect.sh OUT.tar.gz [USER] [KERNEL_RELEASE]}
@@ -63,14 +64,21 @@ first_tool() {
 for f in /proc/sys/kernel/modules_disabled /etc/os-release /usr/lib/os-release /etc/lsb-release \
          /etc/redhat-release "/boot/config-$R" /sys/kernel/security/lockdown \
          /sys/module/module/parameters/sig_enforce /sys/kernel/security/securelevel /proc/filesystems \
-         /proc/mounts /etc/group; do
+         /proc/mounts /etc/group /sys/kernel/security/lsm /sys/fs/selinux/enforce \
+         /sys/module/apparmor/parameters/enabled /etc/debuginfod/*.urls; do
     copy "$f"
 done
-for f in /proc/modules "/boot/System.map-$R"; do
+for f in /proc/modules "/boot/System.map-$R" "/boot/vmlinuz-$R" "/lib/modules/$R/vmlinuz"; do
     presence "$f"
 done
+# Secure Boot (lockdown follows it): the EFI variable, and whether the host booted by EFI at all
+if [ -d /sys/firmware/efi ]; then
+    mkdir -p "$tree/sys/firmware/efi"
+    copy /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c
+fi
 if [ $running = yes ]; then
-    for f in /proc/version /proc/version_signature /proc/sys/kernel/osrelease /sys/kernel/notes /proc/config.gz; do
+    for f in /proc/version /proc/version_signature /proc/sys/kernel/osrelease /sys/kernel/notes /proc/config.gz \
+             /proc/cmdline; do
         copy "$f"
     done
     presence /proc/kallsyms
@@ -102,11 +110,36 @@ fi
 stap=$(first_tool stap) && record stap-V "$stap" -V
 echo "$R" > "$meta/commands/uname-r.out"; : > "$meta/commands/uname-r.err"; echo 0 > "$meta/commands/uname-r.rc"
 if [ -n "$who" ]; then record id id "$who"; else record id id; fi
-staprun=$(first_tool staprun)
-if [ -n "$staprun" ]; then
-    # %a keeps the setuid bit (4754); GNU and busybox stat both know -L -c
-    line=$(stat -L -c '%a %u %g' "$staprun" 2>/dev/null) && echo "$line $staprun" > "$meta/stat/staprun"
+# stat_tool NAME PATH: %a keeps the setuid bit (4754); GNU and busybox stat both know -L -c
+stat_tool() {
+    [ -n "$2" ] || return 0
+    line=$(stat -L -c '%a %u %g' "$2" 2>/dev/null) && echo "$line $2" > "$meta/stat/$1"
+}
+stat_tool staprun "$(first_tool staprun)"
+# the toolchain pass 4 runs: the build tree's CC (a plain `CC = NAME` in its top Makefile), else gcc, whose
+# version is compared with the kernel's compiler; and make
+cc=
+[ -f "$build/Makefile" ] && cc=$(sed -n 's/^[[:space:]]*CC[[:space:]]*:*=[[:space:]]*\([A-Za-z0-9_.+-]*\)[[:space:]]*$/\1/p' "$build/Makefile" | head -n 1)
+[ -n "$cc" ] || cc=gcc
+stat_tool gcc "$(command -v "$cc" 2>/dev/null)"
+stat_tool make "$(command -v make 2>/dev/null)"
+command -v "$cc" > /dev/null 2>&1 && record gcc-version "$cc" -dumpfullversion -dumpversion
+# which package provides the kernel (none: a custom kernel, with no headers or debug package anywhere)
+image=
+for f in "/boot/vmlinuz-$R" "/lib/modules/$R/vmlinuz"; do
+    if [ -e "$f" ]; then image=$f; break; fi
+done
+no_image() {
+    : > "$meta/commands/kernel-package.out"
+    echo "no /boot/vmlinuz-$R or /lib/modules/$R/vmlinuz" > "$meta/commands/kernel-package.err"
+    echo 1 > "$meta/commands/kernel-package.rc"
+}
+if command -v dpkg > /dev/null 2>&1 && [ -f /var/lib/dpkg/status ]; then
+    if [ -n "$image" ]; then record kernel-package dpkg -S "$image"; else no_image; fi
+elif command -v rpm > /dev/null 2>&1; then
+    if [ -n "$image" ]; then record kernel-package rpm -qf --qf '%{NAME}\n' "$image"; else no_image; fi
 fi
+[ -n "${HOME:-}" ] && [ -r "$HOME/.systemtap/rc" ] && head -c 4096 "$HOME/.systemtap/rc" > "$meta/systemtap-rc"
 : > "$meta/env"
 [ -n "${DEBUGINFOD_URLS:-}" ] && echo "DEBUGINFOD_URLS=$DEBUGINFOD_URLS" >> "$meta/env"
 [ -n "${SYSTEMTAP_DIR:-}" ] && echo "SYSTEMTAP_DIR=$SYSTEMTAP_DIR" >> "$meta/env"
