@@ -30,7 +30,8 @@ def _timed(env, key, *args, **kw):
 
 def test_site_converges(ansible_env):
     env = ansible_env
-    p = _timed(env, "converge", "site.yml")
+    # A real systemtap compile on host1 (~4 min on 2 idle cores; far more on a loaded machine).
+    p = _timed(env, "converge", "site.yml", timeout=3600)
     assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-2000:]
     rc = recap(p.stdout)
     assert set(rc) == {h.name for h in env.fleet.hosts}
@@ -114,7 +115,7 @@ def test_pinned_commit_mismatch_builds_nothing(ansible_env):
                "-e", "systemtap_ref=release-5.4", "-e", "systemtap_git_commit=" + "0" * 40)
     assert p.returncode != 0
     assert "not the pinned systemtap_git_commit" in p.stdout, p.stdout[-3000:]
-    assert env.fleet.ssh(h1, "test", "-e", "/usr/local/src/systemtap/5.4/configure", check=False).returncode != 0
+    assert "Clone systemtap" not in p.stdout and "Compiling systemtap" not in p.stdout, "it went on to build"
 
 
 def test_a_later_run_installs_from_the_controller_cache(ansible_env):
