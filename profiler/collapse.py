@@ -51,7 +51,7 @@ def _decode(b: bytes) -> str:
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
-def _clean_name(name: str) -> str:
+def clean_name(name: str) -> str:
     """Make a name safe for every viewer: control characters (a newline would end a folded record)
     become U+FFFD.  ``;`` stays; only the folded writer has to replace it."""
     if _CONTROL.search(name):
@@ -119,9 +119,9 @@ def parse_frame(text: str) -> tuple[str, str]:
         if module:
             plus = module_raw.find("+0x")
             off = module_raw[plus + 1 :].partition("/")[0] if plus > 0 else addr
-            return _clean_name(f"[{module}+{off}]"), _clean_name(module)
-        return _clean_name(sym or addr), ""
-    return _clean_name(sym), _clean_name(module)
+            return clean_name(f"[{module}+{off}]"), clean_name(module)
+        return clean_name(sym or addr), ""
+    return clean_name(sym), clean_name(module)
 
 
 def _looks_like_frame(s: bytes) -> bool:
@@ -317,13 +317,13 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
             if s.startswith((b"WARNING:", b"ERROR:")):
                 n_messages += 1
                 if len(messages) < _KEEP_MESSAGES:
-                    messages.append(_clean_name(_decode(s)))
+                    messages.append(clean_name(_decode(s)))
                 continue
             if pending:
                 end_without_count(lineno + j)
             skipped += 1
             if len(skipped_examples) < 3:
-                skipped_examples.append(f"line {lineno + j}: {_clean_name(_decode(s[:240]))[:80]}")
+                skipped_examples.append(f"line {lineno + j}: {clean_name(_decode(s[:240]))[:80]}")
         lineno += end - 1
 
     if pending:

@@ -28,9 +28,9 @@ def normalised(before: dict[tuple[str, ...], int], after_total: int) -> dict[tup
 
 def diff_folded_lines(before: dict[tuple[str, ...], int], after: dict[tuple[str, ...], int]) -> list[str]:
     """Sorted ``stack before after`` lines over the stacks of both (0 where a stack is absent)."""
-    from .folded import _frame
+    from .folded import folded_frame
 
-    return sorted(f"{';'.join(map(_frame, k))} {before.get(k, 0)} {after.get(k, 0)}"
+    return sorted(f"{';'.join(map(folded_frame, k))} {before.get(k, 0)} {after.get(k, 0)}"
                   for k in before.keys() | after.keys())
 
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import IO, Iterable
 
-from .collapse import Collapsed, _clean_name, frame_keys
+from .collapse import Collapsed, clean_name, frame_keys
 
 
-def _frame(name: str) -> str:
+def folded_frame(name: str) -> str:
     # ';' separates frames in this format (Rust's `[u8; 4]`, a hostile `&quot;`): it becomes ','
     return name.replace(";", ",") if ";" in name else name
 
 
 def folded_lines(stacks: dict[tuple[str, ...], int]) -> list[str]:
     """Sorted folded lines (without newline); sorted so output is stable and diffable."""
-    return sorted(f"{';'.join(map(_frame, stack))} {count}" for stack, count in stacks.items())
+    return sorted(f"{';'.join(map(folded_frame, stack))} {count}" for stack, count in stacks.items())
 
 
 def write_folded(stacks: dict[tuple[str, ...], int], out: IO) -> None:
@@ -79,13 +79,13 @@ def collapse_folded(lines: Iterable[bytes | str], *, demangle: bool = True, befo
                 continue
             if line.startswith(("WARNING:", "ERROR:")):
                 if len(result.messages) < 200:
-                    result.messages.append(_clean_name(line))
+                    result.messages.append(clean_name(line))
                 continue
             bad += 1
             if len(examples) < 3:
-                examples.append(f"line {lineno}: {_clean_name(line[:80])}")
+                examples.append(f"line {lineno}: {clean_name(line[:80])}")
             continue
-        key = tuple(_clean_name(f) for f in stack_text.split(";") if f != "")
+        key = tuple(clean_name(f) for f in stack_text.split(";") if f != "")
         if not key:
             bad += 1
             continue
