@@ -162,7 +162,7 @@ class MemoryRoot:
     def real(self, path: str) -> str:
         return posixpath.normpath("/" + path.lstrip("/"))
 
-    def read(self, path: str, limit: int) -> bytes:
+    def read(self, path: str, limit: int = 4 * MiB) -> bytes:
         p = self.real(path)
         if p in self.files:
             data = self.files[p]
