@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .safeio import printable
+
 REPORT_SCHEMA = "stapdoctor.check/1"
 _STYLE = {"pass": ("PASS", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "bold red"),
           "skip": ("SKIP", "dim")}
@@ -38,7 +40,8 @@ def print_json(data: dict[str, Any]) -> None:
 def print_text(console, snap, ctx, findings, ready: bool) -> None:
     from rich.text import Text
 
-    console.print(Text("stapdoctor check — ", style="bold") + Text(header(snap, ctx)), soft_wrap=True)
+    # Host facts (PRETTY_NAME, osrelease, file contents in evidence) may carry terminal escapes: printable().
+    console.print(Text("stapdoctor check — ", style="bold") + Text(printable(header(snap, ctx))), soft_wrap=True)
     width = max((len(f.id) for f in findings), default=10)
     concern = None
     for f in findings:
@@ -50,13 +53,13 @@ def print_text(console, snap, ctx, findings, ready: bool) -> None:
         line.append(f"{label:4}", style=style)
         line.append(f"  {f.id:<{width}}  ")
         line.append(f"{f.title}: ", style="bold")
-        line.append(f.evidence)  # Text.append never interprets markup: file contents are shown as-is
+        line.append(printable(f.evidence))  # Text.append never interprets markup; printable() drops escapes
         console.print(line, soft_wrap=True)
     fixes = [f for f in findings if f.status in ("fail", "warn") and f.remedy]
     if fixes:
         console.print(Text("\nFixes:", style="bold"))
         for f in fixes:
-            console.print(Text(f"  {f.id}: ", style="bold") + Text(f.remedy), soft_wrap=True)
+            console.print(Text(f"  {f.id}: ", style="bold") + Text(printable(f.remedy)), soft_wrap=True)
     counts = {s: sum(1 for f in findings if f.status == s) for s in _STYLE}
     verdict = "READY" if ready else "NOT READY"
     tail = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
