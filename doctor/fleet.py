@@ -104,10 +104,16 @@ def failure_reason(status: str, result: dict[str, Any]) -> str:
         return f"MODULE FAILURE: {real or msg}"
     rc = result.get("rc")
     if rc is not None and rc != 0:
-        said = str(result.get("stderr") or "").strip() or str(result.get("stdout") or "").strip()
-        said = "\n".join(said.replace("\r", "").splitlines()[-8:])
+        # over SSH with a tty the collector's stderr arrives in stdout; ssh's own words in stderr
+        lines = [ln.strip() for key in ("stdout", "stderr")
+                 for ln in str(result.get(key) or "").replace("\r", "").splitlines()
+                 if ln.strip() and not _SSH_CLOSED.match(ln.strip())]
+        said = "\n".join(lines[-8:])
         return f"the collector failed (exit {rc})" + (f": {said}" if said else "")
     return f"failed: {msg or 'no message from Ansible'}"
+
+
+_SSH_CLOSED = re.compile(r"(Shared c|C)onnection to \S+ closed\.$")
 
 
 def _safe_name(host: str) -> str:
@@ -196,7 +202,8 @@ def verdict(rep: dict[str, Any] | None) -> str:
 
 def table_rows(reports: dict[str, dict], failed: dict[str, str]) -> list[dict[str, Any]]:
     rows = [{"host": h, "verdict": verdict(r), **concern_status(r)} for h, r in reports.items()]
-    rows += [{"host": h, "verdict": "unreachable", **{c: None for c in CONCERNS}} for h in failed]
+    rows += [{"host": h, "verdict": "unreachable" if why.startswith("unreachable") else "failed",
+              **{c: None for c in CONCERNS}} for h, why in failed.items()]
     return sorted(rows, key=lambda r: r["host"])
 
 
@@ -211,7 +218,8 @@ def print_table(console, reports: dict[str, dict], failed: dict[str, str]) -> No
     table.add_column("verdict", no_wrap=True)
     for c in CONCERNS:
         table.add_column(c, justify="center", no_wrap=True)
-    styles = {"ready": "green", "NOT READY": "bold red", "unreachable": "bold red", "error": "bold red"}
+    styles = {"ready": "green", "NOT READY": "bold red", "unreachable": "bold red", "error": "bold red",
+              "failed": "bold red"}
     for row in table_rows(reports, failed):
         cells = [Text(_CELL[row[c]][0], style=_CELL[row[c]][1]) if row[c] else Text("") for c in CONCERNS]
         table.add_row(Text(printable(row["host"])), Text(row["verdict"], style=styles[row["verdict"]]), *cells)
@@ -221,7 +229,7 @@ def print_table(console, reports: dict[str, dict], failed: dict[str, str]) -> No
         console.print(Text("No snapshot:", style="bold"))
         for host, why in problems:
             console.print(Text(f"  {printable(host)}: ", style="bold")
-                          + Text(printable(why[:_REASON_MAX], newlines=True)), soft_wrap=True)
+                          + Text(printable(why[:_REASON_MAX], newlines=True)))
     fixes = [(h, f) for h, r in sorted(reports.items()) for f in r.get("findings", [])
              if f["status"] in ("fail", "warn") and f.get("remedy")]
     if fixes:
@@ -229,7 +237,7 @@ def print_table(console, reports: dict[str, dict], failed: dict[str, str]) -> No
         for host, f in fixes:
             label = "FAIL" if f["status"] == "fail" else "warn"
             console.print(Text(f"  {printable(host)} {f['id']} ({label}): ", style="bold")
-                          + Text(printable(f["remedy"])), soft_wrap=True)
+                          + Text(printable(f["remedy"])))
     if reports or failed:
         console.print(Text("Details of one host: stapdoctor fleet ... --host HOST", style="dim"))
 

@@ -179,3 +179,17 @@ def test_terminal_escapes_from_a_host_never_reach_the_table():
     text = console.export_text()
     assert "\x1b" not in text and "\x07" not in text
     assert "db?[1" in text and "ssh: connect refused" in text and "?[31mDebian" in text
+
+
+def test_failure_reasons_are_whole_and_name_the_real_error():
+    # the shape Ansible 2.16 gives when a Python module dies on the host (here: no such interpreter)
+    module_failure = {"msg": "MODULE FAILURE\nSee stdout/stderr for the exact error", "rc": 127,
+                      "module_stdout": "", "module_stderr": "/bin/sh: 1: /usr/bin/python3.12: not found\n"}
+    assert fleet.failure_reason("failed", module_failure) == \
+        "MODULE FAILURE: /bin/sh: 1: /usr/bin/python3.12: not found"
+    long_msg = "Failed to connect to the host via ssh: " + "x" * 300 + " Permission denied (publickey)."
+    assert fleet.failure_reason("unreachable", {"msg": long_msg}) == f"unreachable: {long_msg}"
+    raw_fail = {"rc": 1, "stdout": "mktemp: No space left on device\r\n",
+                "stderr": "Shared connection to 10.0.0.1 closed.\r\n", "msg": "non-zero return code"}
+    assert fleet.failure_reason("failed", raw_fail) == \
+        "the collector failed (exit 1): mktemp: No space left on device"
