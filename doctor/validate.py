@@ -117,7 +117,8 @@ TOOL = Obj({"status": str, "path": Opt(str), "mode": int, "uid": int, "gid": int
 USER = Obj({"uid": Opt(int), "name": str, "groups": List(str), "source": str})
 TARGET = Obj({"pid": Opt(int), "binary": Opt(str), "exe": Opt(str), "error": str,
               "objects": List(Obj({"path": str, "status": str, "build_id": Opt(str), "debuglink": Opt(str),
-                                   "debug_file": str, "type": Opt(str), "error": str}, required=("path",)))})
+                                   "debug_file": str, "type": Opt(str), "error": str}, required=("path",)))},
+             required=("objects",))
 SNAPSHOT = Obj({"schema": str, "kernel_release": str, "source": Map(Opt(ANY)), "files": Map(FILE),
                 "commands": Map(COMMAND), "elf": Map(ELF), "env": Map(str), "user": USER, "tools": Map(TOOL),
                 "target": Opt(TARGET)}, required=("schema", "kernel_release"))
