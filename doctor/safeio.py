@@ -61,6 +61,22 @@ def read_regular(path: str | os.PathLike, limit: int) -> bytes:
     return data
 
 
+def open_regular(path: str | os.PathLike):
+    """A binary file object for a regular file (for parsers that seek, such as pyelftools); a FIFO or a
+    device is refused as read_regular refuses it, instead of blocking or reading without end."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+            raise UnsafeFile(f"{_kind(st.st_mode)}, not a regular file: not read", str(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def gunzip(raw: bytes, limit: int) -> bytes:
     """Inflate gzip data (one or more members) to at most `limit` bytes; ValueError beyond, or on garbage."""
     if not raw:

@@ -40,6 +40,16 @@ def test_fifo_in_the_sysroot_does_not_hang(host_root, tmp_path):
     assert fact["kernel_release"]
 
 
+def test_fifo_where_a_debug_vmlinux_belongs_does_not_hang(host_root, tmp_path):
+    root = sysroot(host_root, tmp_path)
+    rel = (root / "proc/sys/kernel/osrelease").read_text().strip()
+    (root / "usr/lib/debug/boot").mkdir(parents=True, exist_ok=True)
+    os.mkfifo(root / f"usr/lib/debug/boot/vmlinux-{rel}")
+    p, _ = run_cli("check", "--root", str(root), "--json", timeout=60)
+    assert p.returncode in (0, 1), p.stderr
+    assert "a FIFO, not a regular file" in p.stdout
+
+
 def test_link_to_dev_zero_is_not_read(host_root, tmp_path):
     root = sysroot(host_root, tmp_path)
     (root / "etc/os-release").unlink()
