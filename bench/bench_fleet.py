@@ -8,6 +8,9 @@ tree (stapdoctor, ansible-playbook, its forks, ssh) is sampled every 50 ms: the 
 users: the memory the tree really takes).
 
     sudo .venv/bin/python bench/bench_fleet.py [--hosts 1,10,30] [--repeat 3] [--forks N] [--json out.json]
+        [--compare DIR]   # also run another version on the same hosts, alternating (same load), e.g. the
+                          # one before: mkdir -p DIR/stapdoctor && git archive REV doctor playbooks profiler |
+                          #   tar -x -C DIR/stapdoctor
 """
 from __future__ import annotations
 
@@ -80,13 +83,15 @@ class Sampler(threading.Thread):
             self.stop.wait(self.every)
 
 
-def run_once(inventory: Path, home: Path, forks: int | None) -> dict:
-    argv = [str(Path(sys.executable).with_name("stapdoctor")), "fleet", "-i", str(inventory), "--json"]
+def run_once(inventory: Path, home: Path, forks: int | None, src: Path | None = None) -> dict:
+    argv = [sys.executable, "-m", "stapdoctor.doctor", "fleet", "-i", str(inventory), "--json"]
     if forks:
         argv += ["-f", str(forks)]
+    env = dict(os.environ, HOME=str(home))
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     t0 = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, HOME=str(home)))
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     sampler = Sampler(proc.pid)
     sampler.start()
     out = proc.stdout.read()
@@ -97,10 +102,10 @@ def run_once(inventory: Path, home: Path, forks: int | None) -> dict:
     sampler.stop.set()
     sampler.join()
     data = json.loads(out)
-    rows = data["table"]
-    if any(r["verdict"] in ("unreachable", "failed", "error") for r in rows):
-        raise SystemExit(f"a host was not collected: {data['unreachable']} {err[-500:]}")
-    return {"seconds": seconds, "hosts": len(rows), "cpu_s": usage.ru_utime + usage.ru_stime,
+    bad = data.get("unreachable") or [h for h, r in data["hosts"].items() if r.get("error")]
+    if bad:
+        raise SystemExit(f"a host was not collected: {bad} {err[-500:]}")
+    return {"seconds": seconds, "hosts": len(data["hosts"]), "cpu_s": usage.ru_utime + usage.ru_stime,
             "peak_rss_mb": sampler.peak_rss / 1024,
             "peak_pss_mb": sampler.peak_pss / 1024, "peak_processes": sampler.peak_procs}
 
@@ -111,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--forks", type=int, default=None, help="passed to stapdoctor fleet -f")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--compare", type=Path, help="a directory holding another version as DIR/stapdoctor/")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         ap.error("test hosts need root (mounts, network namespaces)")
@@ -118,11 +124,24 @@ def main(argv: list[str] | None = None) -> int:
     from stapdoctor.testing.testhosts import bring_up_hosts
 
     results = []
+    versions = [("this", None)] + ([("compare", args.compare.resolve())] if args.compare else [])
     for n in [int(x) for x in args.hosts.split(",")]:
+        runs: dict[str, list[dict]] = {name: [] for name, _ in versions}
         with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp, \
                 bring_up_hosts(n, name_prefix="bench") as fleet:
             inv = fleet.write_inventory(Path(tmp) / "inventory.yml")
-            runs = [run_once(inv, Path(tmp), args.forks) for _ in range(args.repeat)]
+            for _ in range(args.repeat):
+                for name, src in versions:
+                    runs[name].append(run_once(inv, Path(tmp), args.forks, src))
+        for name, _ in versions[1:]:
+            other = runs[name]
+            res = {"version": name, "hosts": n,
+                   "seconds_median": round(statistics.median(r["seconds"] for r in other), 2),
+                   "controller_cpu_s_median": round(statistics.median(r["cpu_s"] for r in other), 2),
+                   "peak_rss_mb": round(max(r["peak_rss_mb"] for r in other)),
+                   "peak_pss_mb": round(max(r["peak_pss_mb"] for r in other))}
+            print(json.dumps(res), flush=True)
+        runs = runs["this"]
         res = {"hosts": n, "seconds_median": round(statistics.median(r["seconds"] for r in runs), 2),
                "seconds": [round(r["seconds"], 2) for r in runs],
                "controller_cpu_s_median": round(statistics.median(r["cpu_s"] for r in runs), 2),
