@@ -279,6 +279,10 @@ def print_host(console, host: str, rep: dict[str, Any] | None, why: str | None) 
 
 
 # ---------------------------------------------------------------- the command
+def default_forks() -> int:
+    return max(1, min(20, 4 * len(os.sched_getaffinity(0))))
+
+
 def _ansible_tool(name: str) -> str | None:
     beside = Path(sys.executable).with_name(name)  # the venv stapdoctor runs from: its pinned ansible-core
     if beside.exists():
@@ -331,7 +335,7 @@ def fleet(
     keep: Optional[Path] = typer.Option(None, "--keep", help="Also save each host's snapshot as DIR/HOST.tar.gz "
                                         "(nothing else in DIR is touched).", file_okay=False),
     forks: Optional[int] = typer.Option(None, "-f", "--forks", min=1, max=1000,
-                                        help="Hosts collected at once (default: playbooks/ansible.cfg's forks)."),
+                                        help="Hosts collected at once (default: 4 per CPU, at most 20)."),
     playbooks: Path = typer.Option(default_playbooks(), "--playbooks", help="The playbooks directory.",
                                    file_okay=False),
 ) -> None:
@@ -360,10 +364,14 @@ def fleet(
             "-e", json.dumps({"doctor_hosts": hosts})]
     if limit or host:
         argv += ["-l", limit or host]
-    if forks:
-        argv += ["-f", str(forks)]
+    # Each fork is a copy of ansible-playbook (~45 MB resident, mostly shared); the fan-out is CPU-bound on
+    # the controller, so more than a few forks per CPU only costs memory. -f sets it for a large fleet.
+    argv += ["-f", str(forks or default_forks())]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(playbooks / "ansible.cfg"),
                ANSIBLE_STDOUT_CALLBACK="stapdoctor_fleet", ANSIBLE_RETRY_FILES_ENABLED="0")
+    # One SSH command per host: a ControlPersist master would only linger (one ssh process per host for
+    # 60 s after the run: hundreds on a large fleet). The operator's own ANSIBLE_SSH_ARGS wins.
+    env.setdefault("ANSIBLE_SSH_ARGS", "-o ControlMaster=no")
     console = Console(stderr=True)
     run = Run()
     with tempfile.TemporaryFile() as errf:
