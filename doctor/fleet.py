@@ -11,6 +11,7 @@ controller, nor reach the operator's terminal with control characters.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -134,7 +135,7 @@ def _write_kept(keep: Path, host: str, stdout: str) -> None:
             f.write(raw)
         os.replace(tmp, keep / f"{_safe_name(host)}.tar.gz")
     except BaseException:
-        with __import__("contextlib").suppress(OSError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 

@@ -9,7 +9,8 @@ A sysroot may carry command outputs that cannot be re-run offline in `.stapdocto
   env                                            (KEY=VALUE lines: DEBUGINFOD_URLS)
   stat/<name>                                    ("MODE_OCTAL UID GID PATH", names: staprun)
   elf/<name>                                     ("PATH BUILD_ID HAS_DWARF" lines for debug vmlinux candidates)
-The POSIX-sh fleet collector (playbooks/roles/doctor_collect/files/collect.sh) writes exactly these.
+The POSIX-sh fleet collector (playbooks/roles/doctor_collect/files/collect.sh) writes these, plus the links and
+sizes records that doctor/collected.py reads (it holds the tree in memory: a root object, not a directory).
 """
 from __future__ import annotations
 
