@@ -165,3 +165,12 @@ def test_gunzip_bounds_and_members():
 def test_printable():
     assert safeio.printable("a\x1b[31mb\x07c\u202ed\te\nf") == "a?[31mb?c?d e?f"
     assert safeio.printable("a\nb\x1bc", newlines=True) == "a\nb?c"
+
+
+def test_snapshot_command_prints_no_escapes_from_the_sysroot(host_root, tmp_path):
+    root = sysroot(host_root, tmp_path)
+    rel = (root / "proc/sys/kernel/osrelease").read_text().strip()
+    (root / "proc/sys/kernel/osrelease").write_text(rel + "\x1b]0;owned\x07\n")
+    p, _ = run_cli("snapshot", "--root", str(root), "-o", str(tmp_path / "s.json"))
+    assert p.returncode == 0 and "kernel " in p.stderr, p.stderr
+    assert "\x1b" not in p.stderr and "\x07" not in p.stderr
