@@ -193,3 +193,14 @@ def test_failure_reasons_are_whole_and_name_the_real_error():
                 "stderr": "Shared connection to 10.0.0.1 closed.\r\n", "msg": "non-zero return code"}
     assert fleet.failure_reason("failed", raw_fail) == \
         "the collector failed (exit 1): mktemp: No space left on device"
+
+
+def test_table_lists_the_fixes_of_warnings_too():
+    from rich.console import Console
+    rep = fleet.check_output("web1", run_collector("dash"))
+    f = next(f for f in rep["findings"] if f["id"] == "stap.kernel_range")
+    f.update(status="warn", remedy="ansible-playbook playbooks/site.yml --tags systemtap -l web1")
+    console = Console(record=True, width=100, force_terminal=False)
+    fleet.print_table(console, {"web1": rep}, {})
+    text = console.export_text()
+    assert "web1 stap.kernel_range (warn): ansible-playbook playbooks/site.yml --tags systemtap -l web1" in text
