@@ -24,6 +24,9 @@ DOCUMENTATION = """
 
 _KEEP = ("msg", "rc", "stdout", "stderr", "module_stdout", "module_stderr", "exception", "skip_reason",
          "changed")
+# A host may send any amount: more than stapdoctor reads (24 MiB of collector output) is cut here, so the
+# fleet says "larger than" instead of this process serialising it all.
+_MAX_TEXT = 25 * 1024 * 1024
 
 
 class CallbackModule(CallbackBase):
@@ -47,9 +50,12 @@ class CallbackModule(CallbackBase):
 
     def _result(self, result, status: str) -> None:
         res = result._result
+        kept = {k: res[k] for k in _KEEP if k in res}
+        for k, v in kept.items():
+            if isinstance(v, str) and len(v) > _MAX_TEXT:
+                kept[k] = v[:_MAX_TEXT]
         self._emit({"event": "result", "play": self._play, "host": result._host.get_name(),
-                    "task": result._task.get_name(), "status": status,
-                    "result": {k: res[k] for k in _KEEP if k in res}})
+                    "task": result._task.get_name(), "status": status, "result": kept})
 
     def v2_runner_on_ok(self, result):
         self._result(result, "ok")
