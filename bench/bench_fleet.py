@@ -8,6 +8,7 @@ tree (stapdoctor, ansible-playbook, its forks, ssh) is sampled every 50 ms: the 
 users: the memory the tree really takes).
 
     sudo .venv/bin/python bench/bench_fleet.py [--hosts 1,10,30] [--repeat 3] [--forks N] [--json out.json]
+        [--floor]         # also time a play of one bare `raw: true` task: Ansible's own per-host floor
         [--compare DIR]   # also run another version on the same hosts, alternating (same load), e.g. the
                           # one before: mkdir -p DIR/stapdoctor && git archive REV doctor playbooks profiler |
                           #   tar -x -C DIR/stapdoctor
@@ -83,6 +84,32 @@ class Sampler(threading.Thread):
             self.stop.wait(self.every)
 
 
+FLOOR_PLAY = """
+- hosts: stap_hosts
+  gather_facts: false
+  tasks:
+    - ansible.builtin.raw: "true"
+      args:
+        executable: /bin/sh
+      changed_when: false
+"""
+
+
+def run_floor(inventory: Path, home: Path, forks: int) -> dict:
+    """ansible-playbook with one bare raw task: what any one-task-per-host play costs."""
+    (home / "floor.yml").write_text(FLOOR_PLAY)
+    argv = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), str(home / "floor.yml"),
+            "-f", str(forks)]
+    env = dict(os.environ, HOME=str(home), ANSIBLE_CONFIG=str(ROOT / "playbooks" / "ansible.cfg"))
+    env.setdefault("ANSIBLE_SSH_ARGS", "-o ControlMaster=no")
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("the floor play failed")
+    return {"seconds": time.monotonic() - t0, "cpu_s": usage.ru_utime + usage.ru_stime}
+
+
 def run_once(inventory: Path, home: Path, forks: int | None, src: Path | None = None) -> dict:
     argv = [sys.executable, "-m", "stapdoctor.doctor", "fleet", "-i", str(inventory), "--json"]
     if forks:
@@ -117,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--forks", type=int, default=None, help="passed to stapdoctor fleet -f")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--compare", type=Path, help="a directory holding another version as DIR/stapdoctor/")
+    ap.add_argument("--floor", action="store_true", help="also time a bare one-task play on the same hosts")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         ap.error("test hosts need root (mounts, network namespaces)")
@@ -130,9 +158,18 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp, \
                 bring_up_hosts(n, name_prefix="bench") as fleet:
             inv = fleet.write_inventory(Path(tmp) / "inventory.yml")
+            floor = []
             for _ in range(args.repeat):
                 for name, src in versions:
                     runs[name].append(run_once(inv, Path(tmp), args.forks, src))
+                if args.floor:
+                    from stapdoctor.doctor.fleet import default_forks
+                    floor.append(run_floor(inv, Path(tmp), args.forks or default_forks()))
+        if floor:
+            print(json.dumps({"version": "bare raw play", "hosts": n,
+                              "seconds_median": round(statistics.median(r["seconds"] for r in floor), 2),
+                              "controller_cpu_s_median": round(statistics.median(r["cpu_s"] for r in floor), 2)}),
+                  flush=True)
         for name, _ in versions[1:]:
             other = runs[name]
             res = {"version": name, "hosts": n,
