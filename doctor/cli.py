@@ -20,7 +20,10 @@ EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
 def _err(msg: str, code: int = EXIT_USAGE) -> "typer.Exit":
     from rich.console import Console
     from rich.text import Text
-    Console(stderr=True, highlight=False).print(Text("stapdoctor: ", style="bold red") + Text(msg), soft_wrap=True)
+
+    from .safeio import printable  # messages may quote a sysroot's or a snapshot's contents
+    Console(stderr=True, highlight=False).print(Text("stapdoctor: ", style="bold red") + Text(printable(msg)),
+                                                soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -154,8 +157,9 @@ def snapshot_cmd(
         output.write_text(text + "\n", encoding="utf-8")
     except OSError as e:
         raise _err(f"cannot write {output}: {e.strerror or e}") from None
-    print(f"wrote {output} ({len(snap.files)} files, {len(snap.commands)} commands, kernel {snap.kernel_release})",
-          file=sys.stderr)
+    from .safeio import printable
+    print(f"wrote {output} ({len(snap.files)} files, {len(snap.commands)} commands, "
+          f"kernel {printable(snap.kernel_release)})", file=sys.stderr)
 
 
 def _register_optional() -> None:

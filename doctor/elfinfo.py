@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from . import safeio
+
 
 def build_id_from_notes(data: bytes) -> str | None:
     """The GNU build-id in a raw note blob such as /sys/kernel/notes (no ELF header around it)."""
@@ -39,7 +41,7 @@ def inspect_elf(path: str) -> dict[str, Any]:
                             "has_dynsym": False, "has_eh_frame": False, "has_debug_frame": False,
                             "debuglink": None, "type": None}
     try:
-        with open(path, "rb") as f:
+        with safeio.open_regular(path) as f:  # a FIFO or device in a sysroot must not hang or stream
             elf = ELFFile(f)
             info["type"] = elf.header["e_type"]
             for sec in elf.iter_sections():

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .safeio import printable
+
 REPORT_SCHEMA = "stapdoctor.check/1"
 _STYLE = {"pass": ("PASS", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "bold red"),
           "skip": ("SKIP", "dim")}
@@ -50,7 +52,7 @@ def print_text(console, snap, ctx, findings, ready: bool) -> None:
     from rich.text import Text
 
     cols = max(40, console.width or 80)
-    for i, part in enumerate(_wrap("stapdoctor check — " + header(snap, ctx), cols, 4)):
+    for i, part in enumerate(_wrap("stapdoctor check — " + printable(header(snap, ctx)), cols, 4)):
         console.print(Text(part, style="bold" if i == 0 else "") if i == 0 else Text(" " * 4 + part), soft_wrap=True)
     idw = max((len(f.id) for f in findings), default=10)
     lead = 2 + 4 + 2 + idw + 2
@@ -66,7 +68,8 @@ def print_text(console, snap, ctx, findings, ready: bool) -> None:
         head.append(f"{label:4}", style=style)
         head.append(f"  {f.id:<{idw}}  " if lead != 8 else f"  {f.id}")
         used = min(len(head.plain), cols - 20) if lead != 8 else len(head.plain)
-        body = f"{f.title}: {f.evidence}"  # plain text: file contents are never read as markup
+        # plain text (never read as markup); host facts may carry terminal escapes: printable()
+        body = f"{f.title}: {printable(f.evidence)}"
         if lead == 8:
             console.print(head, soft_wrap=True)
             parts, first = _wrap(body, cols, lead, first_used=lead), None
@@ -83,7 +86,7 @@ def print_text(console, snap, ctx, findings, ready: bool) -> None:
     if fixes:
         console.print(Text("\nFixes:", style="bold"))
         for f in fixes:
-            lines = _wrap(f"{f.id}: {f.remedy}", cols, 6, first_used=2)
+            lines = _wrap(f"{f.id}: {printable(f.remedy)}", cols, 6, first_used=2)
             first = Text("  ")
             first.append(lines[0][:len(f.id) + 1], style="bold")
             first.append(lines[0][len(f.id) + 1:])

@@ -10,12 +10,12 @@ A sysroot may carry command outputs that cannot be re-run offline in `.stapdocto
   stat/<name>                                    ("MODE_OCTAL UID GID PATH", names: staprun, gcc, make)
   systemtap-rc                                   (the collecting user's ~/.systemtap/rc)
   elf/<name>                                     ("PATH BUILD_ID HAS_DWARF" lines for debug vmlinux candidates)
-The POSIX-sh fleet collector (playbooks/roles/doctor_collect/files/collect.sh) writes exactly these.
+The POSIX-sh fleet collector (playbooks/roles/doctor_collect/files/collect.sh) writes these, plus the links and
+sizes records that doctor/collected.py reads (it holds the tree in memory: a root object, not a directory).
 """
 from __future__ import annotations
 
 import datetime as _dt
-import gzip
 import json
 import os
 import stat as _stat
@@ -23,8 +23,11 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import safeio
+
 SCHEMA = "stapdoctor.snapshot/1"
 MAX_TEXT = 4 * 1024 * 1024  # a kernel .config is ~300 KB; anything much larger is not what we want
+MAX_SNAPSHOT = 64 * 1024 * 1024  # a saved snapshot is ~1 MB
 
 # Text files the checks read; {R} is the kernel release.
 TEXT_FILES = (
@@ -96,6 +99,11 @@ class HostSnapshot:
             raise SnapshotError(f"snapshot schema {d['schema']!r} is not supported (this stapdoctor reads {SCHEMA})")
         if not isinstance(d.get("kernel_release"), str) or not isinstance(d.get("files", {}), dict):
             raise SnapshotError("snapshot is missing 'kernel_release' or has a malformed 'files' table")
+        from .validate import Malformed, snapshot as shape
+        try:
+            shape(d)
+        except Malformed as e:
+            raise SnapshotError(f"malformed snapshot: {e}") from None
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         known.setdefault("source", {})
         return cls(**known)
@@ -107,14 +115,19 @@ class SnapshotError(Exception):
 
 def load(path: str | os.PathLike) -> HostSnapshot:
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = json.loads(safeio.read_regular(path, MAX_SNAPSHOT).decode("utf-8"))
+    except RecursionError:
+        raise SnapshotError(f"malformed snapshot {path}: nested too deeply") from None
     except FileNotFoundError:
         raise SnapshotError(f"snapshot file {path} does not exist") from None
     except IsADirectoryError:
         raise SnapshotError(f"{path} is a directory; to check a sysroot use --root {path}") from None
     except PermissionError:
         raise SnapshotError(f"cannot read snapshot file {path}: permission denied") from None
+    except safeio.UnsafeFile as e:
+        raise SnapshotError(f"cannot read snapshot file {path}: {e.strerror}") from None
+    except OSError as e:
+        raise SnapshotError(f"cannot read snapshot file {path}: {e.strerror or e}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SnapshotError(f"{path} is not a JSON snapshot ({e}); create one with 'stapdoctor snapshot -o FILE'") from None
     snap = HostSnapshot.from_dict(data)
@@ -159,11 +172,38 @@ class _Root:
         return self.root + (cur or "/")
 
     def read(self, path: str, limit: int = MAX_TEXT) -> bytes:
-        with open(self.real(path), "rb") as f:
-            return f.read(limit)
+        """Regular files only, at most `limit` bytes (a FIFO or /dev/zero would hang or never end)."""
+        return safeio.read_regular(self.real(path), limit)
 
     def stat(self, path: str) -> os.stat_result:
         return os.stat(self.real(path))
+
+    # The few questions collect() asks of a root, so an in-memory root (doctor/collected.py) fits too.
+    def host(self, path: str) -> str:
+        return path if self.live else self.root.rstrip("/") + path
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(self.real(path))
+
+    def lexists(self, path: str) -> bool:
+        return os.path.lexists(self.host(path))
+
+    def readlink(self, path: str) -> str | None:
+        return os.readlink(self.host(path)) if os.path.islink(self.host(path)) else None
+
+    def isdir(self, path: str) -> bool:
+        return os.path.isdir(self.real(path))
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(self.real(path))
+
+    def is_executable(self, path: str) -> bool:
+        host = self.real(path)
+        return os.path.isfile(host) and os.access(host, os.X_OK)
+
+    def inspect_elf(self, path: str) -> dict[str, Any]:
+        from . import elfinfo
+        return elfinfo.inspect_elf(self.real(path))
 
 
 def _decode(raw: bytes) -> tuple[str, bool]:
@@ -183,9 +223,9 @@ def _file_fact(r: _Root, path: str, kind: str) -> dict[str, Any]:
         if kind == "binary":
             if path.endswith(".gz"):
                 try:
-                    raw = gzip.decompress(raw)
-                except (OSError, EOFError) as e:
-                    return {"status": "error", "error": f"not a gzip file: {e}"}
+                    raw = safeio.gunzip(raw, MAX_TEXT)
+                except ValueError as e:
+                    return {"status": "error", "error": str(e)}
                 text, garbled = _decode(raw)
                 return {"status": "ok", "text": text, "binary": garbled, "gunzipped": True}
             return {"status": "ok", "hex": raw.hex(), "size": len(raw)}
@@ -207,12 +247,11 @@ def _file_fact(r: _Root, path: str, kind: str) -> dict[str, Any]:
 
 
 def _link_fact(r: _Root, path: str) -> dict[str, Any]:
-    host = r.root.rstrip("/") + path if not r.live else path
-    if not os.path.lexists(host):
+    if not r.lexists(path):
         return {"status": "missing"}
-    fact: dict[str, Any] = {"status": "ok", "link": os.readlink(host) if os.path.islink(host) else None}
+    fact: dict[str, Any] = {"status": "ok", "link": r.readlink(path)}
     try:
-        fact["resolves"] = os.path.isdir(r.real(path))
+        fact["resolves"] = r.isdir(path)
     except OSError as e:
         fact["resolves"] = False
         fact["error"] = str(e)
@@ -231,13 +270,13 @@ def _kernel_release(r: _Root) -> tuple[str, str]:
         except OSError:
             pass
     try:
-        mods = sorted(os.listdir(r.real("/lib/modules")))
+        mods = sorted(r.listdir("/lib/modules"))
     except OSError:
         mods = []
     if len(mods) == 1:
         return mods[0], "the only directory in /lib/modules"
     try:
-        cfgs = sorted(n[len("config-"):] for n in os.listdir(r.real("/boot")) if n.startswith("config-"))
+        cfgs = sorted(n[len("config-"):] for n in r.listdir("/boot") if n.startswith("config-"))
     except OSError:
         cfgs = []
     if len(cfgs) == 1:
@@ -297,11 +336,10 @@ def _find_tool(r: _Root, name: str, extra_dirs: tuple[str, ...] = ()) -> str | N
         seen.add(d)
         p = f"{d.rstrip('/')}/{name}"
         try:
-            host = r.real(p)
+            if r.is_executable(p):
+                return p
         except OSError:
             continue
-        if os.path.isfile(host) and os.access(host, os.X_OK):
-            return p
     return None
 
 
@@ -410,14 +448,18 @@ def _recorded_elf(r: _Root) -> dict[str, dict[str, Any]]:
     return out
 
 
-def collect(root: str = "/", *, pid: int | None = None, binary: str | None = None,
+def collect(root: "str | _Root" = "/", *, pid: int | None = None, binary: str | None = None,
             run_commands: bool | None = None, debuginfod: bool = False) -> HostSnapshot:
-    """Collect a snapshot of the live host (root='/') or of a sysroot directory."""
+    """Collect a snapshot of the live host (root='/'), of a sysroot directory, or of a root object
+    with _Root's methods (the fleet's in-memory collected tree, doctor/collected.py)."""
     from . import elfinfo
 
-    if not os.path.isdir(root):
-        raise SnapshotError(f"--root {root}: no such directory")
-    r = _Root(root)
+    if isinstance(root, (str, os.PathLike)):
+        if not os.path.isdir(root):
+            raise SnapshotError(f"--root {root}: no such directory")
+        r = _Root(root)
+    else:
+        r = root
     release, release_src = _kernel_release(r)
     if run_commands is None:
         run_commands = r.live
@@ -447,11 +489,10 @@ def collect(root: str = "/", *, pid: int | None = None, binary: str | None = Non
             snap.elf[p] = recorded[p]
             continue
         try:
-            host = r.real(p)
+            if r.exists(p):
+                snap.elf[p] = r.inspect_elf(p)
         except OSError:
             continue
-        if os.path.exists(host):
-            snap.elf[p] = elfinfo.inspect_elf(host)
     for p, fact in recorded.items():
         snap.elf.setdefault(p, fact)
 

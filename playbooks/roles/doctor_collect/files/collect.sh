@@ -1,57 +1,64 @@
 #!/bin/sh
 # stapdoctor fleet collector: copies what stapdoctor's checks read into a sysroot-shaped tree and
-# tars it, so the controller decides (doctor/snapshot.py `collect(root=DIR)`). POSIX sh only: it
-# runs under dash, busybox sh and bash, on hosts as old as Ubuntu 12.10 (no Python needed).
+# prints it as an encoded tar.gz on stdout, so the controller decides (doctor/collected.py reads it in
+# memory, doctor/snapshot.py `collect()` checks it). POSIX sh only: it runs under dash, busybox sh and
+# bash, on hosts as old as Ubuntu 12.10 (no Python needed). It writes nothing outside a private
+# `mktemp -d` directory, which it removes.
 #
-# usage: collect.sh OUT.tar.gz [USER] [KERNEL_RELEASE]
+# usage: collect.sh [USER] [KERNEL_RELEASE]   (playbooks/roles/doctor_collect runs it with `raw`)
 #   USER: whose `id` to record (the user who will profile); default: the collecting user.
 #   KERNEL_RELEASE: the kernel to check when it is not the running one (installed, not booted yet):
 #     the tree then says proc/sys/kernel/osrelease = KERNEL_RELEASE and leaves out what only the
 #     running kernel has (/proc/version, /sys/kernel/notes, /proc/config.gz, /proc/kallsyms).
-# Tree layout (see doctor/snapshot.py): copies of files at their own paths, plus
+# Output:  "stapdoctor-collect/1 base64" (or "hex"), the encoded tar.gz, "stapdoctor-collect/1 end".
+# Tree layout (see doctor/snapshot.py and doctor/collected.py): copies of regular files at their own
+# paths (the build tree's under lib/modules/R/build/ itself), plus
 #   .stapdoctor/commands/<name>.{out,err,rc}  (stap-V, id, uname-r, gcc-version, kernel-package)
 #   .stapdoctor/env                             (DEBUGINFOD_URLS=..., SYSTEMTAP_DIR=...)
 #   .stapdoctor/stat/{staprun,gcc,make}         ("MODE UID GID PATH")
 #   .stapdoctor/systemtap-rc                    (the collecting user's ~/.systemtap/rc)
 #   .stapdoctor/elf/vmlinux                     ("PATH BUILD_ID HAS_DWARF" per debug vmlinux found)
+#   .stapdoctor/links                           ("PATH<TAB>TARGET": the build link)
+#   .stapdoctor/sizes                           ("SIZE<TAB>PATH" per file whose existence matters)
 set -u
-out=${1:?usage: collect.sh OUT.tar.gz [USER] [KERNEL_RELEASE]}
-who=${2:-}
-want=${3:-}
+umask 077
+who=${1:-}
+want=${2:-}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/stapdoctor-collect.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM
 tree=$tmp/root
 meta=$tree/.stapdoctor
-mkdir -p "$meta/commands" "$meta/stat" "$meta/elf"
 R=$(uname -r)
 running=yes
 if [ -n "$want" ] && [ "$want" != "$R" ]; then
     R=$want
     running=no
 fi
+build=/lib/modules/$R/build
+tab=$(printf '\t')
+mkdir -p "$meta/commands" "$meta/stat" "$meta/elf" "$tree/etc" "$tree/usr/lib" "$tree/boot" \
+    "$tree/proc/sys/kernel" "$tree/sys/kernel/security" "$tree/sys/module/module/parameters" \
+    "$tree$build/include/generated" || exit 1
 
-# copy FILE: its content at the same path in the tree (missing files are simply absent)
+# copy FILE: a regular file's content at the same path (a FIFO, a device or a missing file is left out)
 copy() {
-    [ -r "$1" ] || return 0
-    [ -d "$1" ] && return 0
-    d=$(dirname "$1")
-    mkdir -p "$tree$d"
+    [ -f "$1" ] && [ -r "$1" ] || return 0
     cat "$1" > "$tree$1" 2>/dev/null || rm -f "$tree$1"
 }
-# presence FILE: an empty file of the same size (the checks want existence and size only)
+# presence FILE: its size in .stapdoctor/sizes (the checks want existence only; procfs says 0)
 presence() {
     [ -e "$1" ] || return 0
-    d=$(dirname "$1")
-    mkdir -p "$tree$d"
-    size=$(wc -c < "$1" 2>/dev/null) || size=0
-    : > "$tree$1"
-    if [ "$size" -gt 0 ] 2>/dev/null; then
-        dd if=/dev/zero of="$tree$1" bs=1 count=0 seek="$size" 2>/dev/null
-    fi
+    case $1 in
+        /proc/*) size=0 ;;
+        *) size=$(wc -c < "$1" 2>/dev/null) || size=0 ;;
+    esac
+    echo "$size$tab$1" >> "$meta/sizes"
 }
 # record NAME CMD...: stdout, stderr, exit code of a command
 record() {
     name=$1; shift
-    "$@" > "$meta/commands/$name.out" 2> "$meta/commands/$name.err"
+    "$@" > "$meta/commands/$name.out" 2> "$meta/commands/$name.err" < /dev/null
     echo $? > "$meta/commands/$name.rc"
 }
 first_tool() {
@@ -68,6 +75,7 @@ for f in /proc/sys/kernel/modules_disabled /etc/os-release /usr/lib/os-release /
          /sys/module/apparmor/parameters/enabled /etc/debuginfod/*.urls; do
     copy "$f"
 done
+: > "$meta/sizes"
 for f in /proc/modules "/boot/System.map-$R" "/boot/vmlinuz-$R" "/lib/modules/$R/vmlinuz"; do
     presence "$f"
 done
@@ -83,28 +91,25 @@ if [ $running = yes ]; then
     done
     presence /proc/kallsyms
 else
-    mkdir -p "$tree/proc/sys/kernel"
     echo "$R" > "$tree/proc/sys/kernel/osrelease"
 fi
 
-# The build link: keep it a link, and copy what the checks read at the place it points to.
-build=/lib/modules/$R/build
+# The build link: its target is recorded; what the checks read through it is copied under the link's
+# own path (the controller never follows links).
+: > "$meta/links"
 if [ -L "$build" ]; then
-    mkdir -p "$tree/lib/modules/$R"
-    target=$(readlink "$build")
-    # relative, so the tree stays self-contained (tar's data filter refuses absolute links)
-    case $target in /*) target=../../..$target ;; esac
-    ln -s "$target" "$tree$build"
+    printf '%s\t%s\n' "$build" "$(readlink "$build")" >> "$meta/links"
 fi
 if [ -d "$build" ]; then
-    real=$(cd "$build" && pwd -P)
     for f in .config include/generated/compile.h include/generated/utsrelease.h \
              include/generated/utsversion.h vmlinux.id; do
-        copy "$real/$f"
+        copy "$build/$f"
     done
     for f in Makefile Module.symvers; do
-        presence "$real/$f"
+        presence "$build/$f"
     done
+else
+    rm -rf "${tree:?}$build"
 fi
 
 stap=$(first_tool stap) && record stap-V "$stap" -V
@@ -157,7 +162,14 @@ if command -v readelf > /dev/null 2>&1; then
     done
 fi
 
-tar -C "$tree" -czf "$out" . 
-rc=$?
-rm -rf "$tmp"
-exit $rc
+# The archive goes to a file in the private directory first, so a failing tar is an exit status here
+# rather than a damaged archive on the controller.
+tar -C "$tree" -czf "$tmp/snapshot.tar.gz" . 2>/dev/null || exit 1
+if command -v base64 > /dev/null 2>&1; then
+    echo "stapdoctor-collect/1 base64"
+    base64 < "$tmp/snapshot.tar.gz" || exit 1
+else
+    echo "stapdoctor-collect/1 hex"
+    od -An -v -tx1 < "$tmp/snapshot.tar.gz" || exit 1
+fi
+echo "stapdoctor-collect/1 end"
