@@ -42,32 +42,34 @@ def kernel_image(snap) -> str | None:
 def _dpkg_kernel_lists(r, path: str) -> str | None:
     """The linux-image* package whose file list holds `path`, read directly (`dpkg -S` takes 0.1-0.5 s: too
     slow for every check); None sends the caller to `dpkg -S` for any other package name."""
-    info = r.real("/var/lib/dpkg/info")
+    info = "/var/lib/dpkg/info"
     try:
-        names = [n for n in os.listdir(info) if n.startswith("linux-image") and n.endswith(".list")]
+        names = [n for n in r.listdir(info) if n.startswith("linux-image") and n.endswith(".list")]
     except OSError:
         return None
     for n in sorted(names)[:64]:
         try:
-            with open(os.path.join(info, n), encoding="utf-8", errors="replace") as f:
-                if any(line.rstrip("\n") == path for line in f):
-                    return n[:-len(".list")].split(":")[0]
-        except OSError:
+            text = r.read(f"{info}/{n}", 8 << 20).decode("utf-8", "replace")
+        except (OSError, ValueError):
             continue
+        if any(line == path for line in text.splitlines()):
+            return n[:-len(".list")].split(":")[0]
     return None
 
 
 def _package_query(r, path: str) -> dict[str, Any] | None:
     """`dpkg -S PATH` or `rpm -qf PATH` (in the sysroot's database for --root); None: no package manager."""
     from .snapshot import _run
+    if not r.live and not getattr(r, "root", None):
+        return None  # an in-memory tree (the fleet's): commands run on the host, by the collector
     root = None if r.live else r.root
-    if os.path.exists(r.real("/var/lib/dpkg/status")):
+    if r.exists("/var/lib/dpkg/status"):
         hit = _dpkg_kernel_lists(r, path)
         if hit:
             return {"argv": ["(dpkg info lists)", path], "rc": 0, "stdout": f"{hit}: {path}\n", "stderr": "",
                     "manager": "dpkg"}
         argv = ["dpkg"] + ([f"--admindir={root}/var/lib/dpkg"] if root else []) + ["-S", path]
-    elif any(os.path.isdir(r.real(d)) for d in ("/var/lib/rpm", "/usr/lib/sysimage/rpm")):
+    elif any(r.isdir(d) for d in ("/var/lib/rpm", "/usr/lib/sysimage/rpm")):
         argv = ["rpm"] + (["--root", root] if root else []) + ["-qf", "--qf", "%{NAME}\\n", path]
     else:
         return None
@@ -125,7 +127,7 @@ def collect(r, snap, run_commands: bool, debuginfod: bool = False, debuginfod_ti
 
     # debuginfod: the system's URL files (profile.d turns them into DEBUGINFOD_URLS for login shells).
     try:
-        names = sorted(n for n in os.listdir(r.real(URLS_DIR)) if n.endswith(".urls"))[:MAX_URLS_FILES]
+        names = sorted(n for n in r.listdir(URLS_DIR) if n.endswith(".urls"))[:MAX_URLS_FILES]
         snap.files[URLS_DIR] = {"status": "ok", "entries": names}
         for n in names:
             snap.files[f"{URLS_DIR}/{n}"] = _file_fact(r, f"{URLS_DIR}/{n}", "text")
