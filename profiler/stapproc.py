@@ -36,15 +36,13 @@ NEXT_PASS = {
 #: terminal or SSH session going away (SIGHUP would otherwise kill us with the target held stopped).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-# C0 and C1 controls and DEL, but not TAB: stap's text is printed on the user's terminal, and an
-# escape sequence in a message (a symbol or a path in a WARNING) must not drive it.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-
 
 def printable(text: str, limit: int = 1000) -> str:
-    """``text`` safe to print on a terminal: control characters shown as U+FFFD, cut at ``limit``."""
-    text = _CONTROL.sub("\ufffd", text)
-    return text if len(text) <= limit else text[:limit] + "…"
+    """``text`` safe to print on a terminal (stap's messages name symbols and paths: an escape sequence in
+    a WARNING must not drive it): the flame graph's one rule, summary.terminal_text."""
+    from .summary import terminal_text
+
+    return terminal_text(text, limit)
 
 
 def clock(s: float) -> str:
