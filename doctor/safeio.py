@@ -32,13 +32,10 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_regular(path: str | os.PathLike, limit: int) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes (links followed; FIFOs, devices refused).
-
-    O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer; fstat on the open
-    descriptor then decides, so a link swapped between a check and the open cannot slip through. The
-    size is not trusted (procfs and sysfs files say 0): the read itself stops after limit + 1 bytes.
-    """
+def _open_regular_fd(path: str | os.PathLike) -> int:
+    """An O_RDONLY descriptor of a regular file (links followed). O_NONBLOCK makes opening a FIFO return at
+    once instead of waiting for a writer; fstat on the open descriptor then decides, so a link swapped
+    between a check and the open cannot slip through."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
@@ -46,6 +43,21 @@ def read_regular(path: str | os.PathLike, limit: int) -> bytes:
             if stat.S_ISDIR(st.st_mode):
                 raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
             raise UnsafeFile(f"{_kind(st.st_mode)}, not a regular file: not read", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str | os.PathLike, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (links followed; FIFOs, devices refused).
+
+    O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer; fstat on the open
+    descriptor then decides, so a link swapped between a check and the open cannot slip through. The
+    size is not trusted (procfs and sysfs files say 0): the read itself stops after limit + 1 bytes.
+    """
+    fd = _open_regular_fd(path)
+    try:
         chunks, left = [], limit + 1
         while left > 0:
             chunk = os.read(fd, min(left, 1 * MiB))
@@ -64,13 +76,8 @@ def read_regular(path: str | os.PathLike, limit: int) -> bytes:
 def open_regular(path: str | os.PathLike):
     """A binary file object for a regular file (for parsers that seek, such as pyelftools); a FIFO or a
     device is refused as read_regular refuses it, instead of blocking or reading without end."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    fd = _open_regular_fd(path)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            if stat.S_ISDIR(st.st_mode):
-                raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
-            raise UnsafeFile(f"{_kind(st.st_mode)}, not a regular file: not read", str(path))
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
