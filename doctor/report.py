@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from .safeio import printable
@@ -51,7 +52,8 @@ def print_text(console, snap, ctx, findings, ready: bool) -> None:
     """One block per check fitted to the terminal (COLUMNS): long evidence continues on indented lines."""
     from rich.text import Text
 
-    cols = max(40, console.width or 80)
+    # Fitted to a terminal (or to COLUMNS when set); piped into a file or grep, one finding a line.
+    cols = max(40, console.width or 80) if console.is_terminal or os.environ.get("COLUMNS") else 1_000_000
     for i, part in enumerate(_wrap("stapdoctor check — " + printable(header(snap, ctx)), cols, 4)):
         console.print(Text(part, style="bold" if i == 0 else "") if i == 0 else Text(" " * 4 + part), soft_wrap=True)
     idw = max((len(f.id) for f in findings), default=10)
