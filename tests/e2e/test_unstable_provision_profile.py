@@ -194,7 +194,11 @@ def test_profile_idle_target_ends_on_time(vm, nginx_module):
     (vm.log_dir / "profile-idle.out").write_text(out)
     assert r and r[-1] == "done", "stapdoctor profile still running"
     assert loaded_at is not None, "the stap module was never seen loaded:\n" + out[-3000:]
-    assert "ended by timer" in out, out[-3000:]
+    # The module's own timer ends it; on a loaded machine (TCG slows the module's 100 ms check and its
+    # unload) the profiler's watchdog may end it instead, 5 s after the window: on time either way, which
+    # is what this test is about (measured: "ended by watchdog" once, with the host's 2 cores also
+    # compiling systemtap for the Ansible tier).
+    assert re.search(r"ended by (timer|watchdog)", out), out[-3000:]
     record_time("unstable: idle profile (nginx master), module loaded → exit (duration 10 s)",
                 ended - loaded_at)
     record_time("unstable: idle profile (nginx master), whole run", ended - t0)
