@@ -89,7 +89,7 @@ def test_memory_follows_unique_stacks_not_input_size():
 
 # --- stack boundaries (issue 15 item 1) -------------------------------------------------------
 
-SHARED = Path("/work/shared/fixtures/stap-ustack-samples.txt")
+SHARED = Path(__file__).resolve().parents[2] / "data/profiler/stap-ustack-samples.txt"
 
 
 def test_text_between_stacks_is_a_boundary_not_glue():
