@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from stapdoctor.testing import archives, distrohosts
-from stapdoctor.testing.ansiblerun import PLAYBOOKS, VENV_BIN, recap
+from stapdoctor.testing.ansiblerun import PLAYBOOKS, VENV_BIN, recap, timed
 from stapdoctor.testing.testhosts import bring_up_hosts
 
 pytestmark = pytest.mark.ansible
@@ -204,13 +204,6 @@ def distro_env(tmp_path_factory):
         print(f"\ndistro hosts timings: {json.dumps(env.timings)}")
 
 
-def _timed(env, key, *args, **kw):
-    t0 = time.monotonic()
-    p = env.playbook(*args, **kw)
-    env.timings[key] = round(time.monotonic() - t0, 1)
-    return p
-
-
 def test_facts_say_ubuntu_and_fedora(distro_env):
     facts = distro_env.facts()
     u, f = facts[UBUNTU], facts[FEDORA]
@@ -231,7 +224,7 @@ def test_facts_say_ubuntu_and_fedora(distro_env):
 def test_site_converges_on_ubuntu_and_fedora(distro_env):
     env = distro_env
     arch = env.archives
-    p = _timed(env, "converge", "site.yml", "-l", CONVERGED)
+    p = timed(env, "converge", "site.yml", "-l", CONVERGED)
     assert p.returncode == 0, p.stdout[-8000:] + p.stderr[-2000:]
     rc = recap(p.stdout)
     assert set(rc) == {UBUNTU, FEDORA} and all(r["failed"] == 0 for r in rc.values()), rc
@@ -264,7 +257,7 @@ def test_site_converges_on_ubuntu_and_fedora(distro_env):
 
 
 def test_second_run_changes_nothing(distro_env):
-    p = _timed(distro_env, "second_run", "site.yml", "-l", CONVERGED)
+    p = timed(distro_env, "second_run", "site.yml", "-l", CONVERGED)
     assert p.returncode == 0, p.stdout[-6000:]
     rc = recap(p.stdout)
     assert rc and all(r["changed"] == 0 for r in rc.values()), rc
@@ -275,7 +268,7 @@ def test_check_passes_devel_and_debuginfo(distro_env):
 
     env = distro_env
     dest = env.workdir / "snapshots"
-    p = _timed(env, "check", "check.yml", "-e", f"doctor_collect_dest={dest}")
+    p = timed(env, "check", "check.yml", "-e", f"doctor_collect_dest={dest}")
     assert p.returncode == 0, p.stdout[-4000:]
     reports = fleet.collect_reports(dest)
     assert set(reports) == {UBUNTU, FEDORA, QUANTAL}
@@ -316,7 +309,7 @@ def test_python27_host_old_releases_and_access(distro_env):
     env = distro_env
     play = env.workdir / "eol-repos.yml"
     play.write_text(EOL_PLAY.format(host=QUANTAL))
-    p = _timed(env, "quantal_eol", str(play))
+    p = timed(env, "quantal_eol", str(play))
     assert p.returncode == 0, p.stdout[-5000:]
     assert recap(p.stdout)[QUANTAL]["changed"] == 1
     sources = env.fleet.ssh(QUANTAL, "cat", "/etc/apt/sources.list").stdout
@@ -325,7 +318,7 @@ def test_python27_host_old_releases_and_access(distro_env):
                                     f"deb {old} quantal-security main restricted"], sources
     again = env.playbook(str(play))
     assert again.returncode == 0 and recap(again.stdout)[QUANTAL]["changed"] == 0, again.stdout[-3000:]
-    p = _timed(env, "quantal_access", "site.yml", "--tags", "stap_access", "-l", QUANTAL)
+    p = timed(env, "quantal_access", "site.yml", "--tags", "stap_access", "-l", QUANTAL)
     assert p.returncode == 0, p.stdout[-5000:]
     assert {"stapusr", "stapdev"} <= set(env.fleet.ssh(QUANTAL, "id", "-nG", "alice").stdout.split())
     again = env.playbook("site.yml", "--tags", "stap_access", "-l", QUANTAL)
@@ -375,7 +368,7 @@ def test_profile_on_the_python27_host_with_stap_alone(distro_env, tmp_path):
                  ).stdout.strip()
     try:
         dest = tmp_path / "profiles"
-        p = _timed(env, "quantal_profile", "profile.yml", "-l", QUANTAL, "-e", f"pid={pid}", "-e", "duration=2",
+        p = timed(env, "quantal_profile", "profile.yml", "-l", QUANTAL, "-e", f"pid={pid}", "-e", "duration=2",
                    "-e", f"profile_dest={dest}", "-e", "profile_stap_bin=/opt/profile-test/stap", timeout=600)
         assert p.returncode == 0, p.stdout[-5000:] + p.stderr[-2000:]
     finally:

@@ -14,24 +14,17 @@ import time
 
 import pytest
 
-from stapdoctor.testing.ansiblerun import REPO, VENV_BIN, recap
+from stapdoctor.testing.ansiblerun import REPO, VENV_BIN, recap, timed
 
 pytestmark = pytest.mark.ansible
 
 DBG = "linux-image-{R}-dbg"
 
 
-def _timed(env, key, *args, **kw):
-    t0 = time.monotonic()
-    p = env.playbook(*args, **kw)
-    env.timings[key] = round(time.monotonic() - t0, 1)
-    return p
-
-
 def test_site_converges(ansible_env):
     env = ansible_env
     # A real systemtap compile on host1 (~4 min on 2 idle cores; far more on a loaded machine).
-    p = _timed(env, "converge", "site.yml", timeout=3600)
+    p = timed(env, "converge", "site.yml", timeout=3600)
     assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-2000:]
     rc = recap(p.stdout)
     assert set(rc) == {h.name for h in env.fleet.hosts}
@@ -78,14 +71,14 @@ def test_site_converges(ansible_env):
 
 
 def test_second_run_changes_nothing(ansible_env):
-    p = _timed(ansible_env, "second_run", "site.yml")
+    p = timed(ansible_env, "second_run", "site.yml")
     assert p.returncode == 0, p.stdout[-6000:]
     rc = recap(p.stdout)
     assert rc and all(r["changed"] == 0 for r in rc.values()), rc
 
 
 def test_check_mode_on_converged_hosts_changes_nothing(ansible_env):
-    p = _timed(ansible_env, "check_mode", "site.yml", "--check")
+    p = timed(ansible_env, "check_mode", "site.yml", "--check")
     assert p.returncode == 0, p.stdout[-6000:]
     rc = recap(p.stdout)
     assert rc and all(r["changed"] == 0 and r["failed"] == 0 for r in rc.values()), rc
@@ -95,7 +88,7 @@ def test_failed_build_keeps_the_working_stap(ansible_env):
     """release-5.4's real source, its compiler swapped for /bin/false: configure passes, make fails."""
     env = ansible_env
     h1, h2, _ = env.fleet.hosts
-    p = _timed(env, "failed_build", "site.yml", "--tags", "systemtap", "-l", f"{h1.name},{h2.name}",
+    p = timed(env, "failed_build", "site.yml", "--tags", "systemtap", "-l", f"{h1.name},{h2.name}",
                "-e", "systemtap_ref=release-5.4", "-e", '{"systemtap_make_extra_args": ["CXX=/bin/false"]}')
     assert p.returncode != 0
     assert "The stap in use was not replaced" in p.stdout, p.stdout[-4000:]
@@ -111,7 +104,7 @@ def test_failed_build_keeps_the_working_stap(ansible_env):
 def test_pinned_commit_mismatch_builds_nothing(ansible_env):
     env = ansible_env
     h1, _, _ = env.fleet.hosts
-    p = _timed(env, "pinned_mismatch", "site.yml", "--tags", "systemtap", "-l", h1.name,
+    p = timed(env, "pinned_mismatch", "site.yml", "--tags", "systemtap", "-l", h1.name,
                "-e", "systemtap_ref=release-5.4", "-e", "systemtap_git_commit=" + "0" * 40)
     assert p.returncode != 0
     assert "not the pinned systemtap_git_commit" in p.stdout, p.stdout[-3000:]
@@ -123,7 +116,7 @@ def test_a_later_run_installs_from_the_controller_cache(ansible_env):
     env = ansible_env
     _, h2, _ = env.fleet.hosts
     env.fleet.ssh(h2, "rm", "-rf", "/opt/systemtap/5.5")
-    p = _timed(env, "reinstall_from_cache", "site.yml", "--tags", "systemtap", "-l", h2.name)
+    p = timed(env, "reinstall_from_cache", "site.yml", "--tags", "systemtap", "-l", h2.name)
     assert p.returncode == 0, p.stdout[-4000:]
     assert "Compiling systemtap" not in p.stdout
     assert "version 5.5/" in env.fleet.ssh(h2, "stap", "-V").stdout
@@ -150,7 +143,7 @@ def test_check_playbook_feeds_the_fleet_table(ansible_env):
 
     env = ansible_env
     dest = env.workdir / "snapshots"
-    p = _timed(env, "check", "check.yml", "-e", f"doctor_collect_dest={dest}")
+    p = timed(env, "check", "check.yml", "-e", f"doctor_collect_dest={dest}")
     assert p.returncode == 0, p.stdout[-4000:]
     reports = fleet.collect_reports(dest)
     assert set(reports) == {h.name for h in env.fleet.hosts}
@@ -173,7 +166,7 @@ def test_switching_a_host_from_build_to_package(ansible_env):
     env = ansible_env
     _, h2, _ = env.fleet.hosts
     assert env.fleet.ssh(h2, "test", "-L", "/usr/local/bin/stap").returncode == 0
-    p = _timed(env, "switch_to_package", "site.yml", "--tags", "systemtap", "-l", h2.name,
+    p = timed(env, "switch_to_package", "site.yml", "--tags", "systemtap", "-l", h2.name,
                "-e", "systemtap_install=package")
     assert p.returncode == 0, p.stdout[-6000:]
     assert env.fleet.ssh(h2, "test", "-e", "/usr/local/bin/stap", check=False).returncode != 0
