@@ -21,7 +21,7 @@ def test_remedy_without_a_repository_names_the_table_pick(host_root):
 
 def test_remedy_with_the_real_repository_names_a_tag_it_has(host_root, tmp_path, monkeypatch):
     if not gitserve.BUNDLE.is_file():
-        pytest.skip(f"{gitserve.BUNDLE} is missing (../shared/systemtap)")
+        pytest.fail(f"{gitserve.BUNDLE} is missing (../shared/systemtap beside the project; CI has it)")
     repo = gitserve.mirror_bundle(tmp_path / "systemtap.git")
     monkeypatch.setenv("STAPDOCTOR_SYSTEMTAP_REPO", str(repo))
     # A live collection asks the repository (a sysroot collection runs no command): record what it does.
@@ -35,7 +35,7 @@ def test_remedy_with_the_real_repository_names_a_tag_it_has(host_root, tmp_path,
 
 def test_live_collection_asks_the_named_repository(tmp_path, monkeypatch):
     if not gitserve.BUNDLE.is_file():
-        pytest.skip(f"{gitserve.BUNDLE} is missing (../shared/systemtap)")
+        pytest.fail(f"{gitserve.BUNDLE} is missing (../shared/systemtap beside the project; CI has it)")
     repo = gitserve.mirror_bundle(tmp_path / "systemtap.git")
     monkeypatch.setenv("STAPDOCTOR_SYSTEMTAP_REPO", str(repo))
     snap = snapshot.collect("/")
