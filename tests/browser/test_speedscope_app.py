@@ -28,7 +28,7 @@ def speedscope_app(tmp_path_factory):
     root = tmp_path_factory.mktemp("speedscope")
     npm = shutil.which("npm")
     if npm is None:
-        pytest.fail("npm missing: install Debian's npm (tests/apt-packages.txt)")
+        pytest.fail("npm missing: tests/setup.sh installs it (Debian's npm) where Node.js brings none")
     r = subprocess.run([npm, "pack", SPEEDSCOPE, "--silent"], cwd=root, capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
         pytest.fail(f"npm pack {SPEEDSCOPE} failed: {r.stderr.strip()[-500:]}")
