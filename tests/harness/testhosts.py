@@ -249,12 +249,27 @@ class Fleet:
         return path
 
 
-def _free_subnet() -> str:
-    used = _run(["ip", "-4", "-o", "addr", "show"]).stdout
-    for third in range(200, 256):
-        prefix = f"10.213.{third}"
-        if f" {prefix}." not in used:
-            return prefix
+def _free_subnet(workdir: Path) -> str:
+    """Pick a /24 no bridge uses and no live session has reserved, and reserve it (workdir/subnet).
+
+    Sessions run side by side (pytest-xdist workers: the Ansible tier and the QEMU tier's builder), and
+    the bridge gets its address only later: the lock and the reservation keep two from taking one subnet."""
+    with open(workdir.parent / ".subnets.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        used = _run(["ip", "-4", "-o", "addr", "show"]).stdout
+        reserved = set()
+        for f in workdir.parent.glob("*/subnet"):
+            try:
+                pid, prefix = f.read_text().split()
+            except (OSError, ValueError):
+                continue
+            if _pid_alive(int(pid)):
+                reserved.add(prefix)
+        for third in range(200, 256):
+            prefix = f"10.213.{third}"
+            if f" {prefix}." not in used and prefix not in reserved:
+                (workdir / "subnet").write_text(f"{os.getpid()} {prefix}\n")
+                return prefix
     raise TestHostError("no free 10.213.x.0/24 subnet for test hosts")
 
 
@@ -428,7 +443,7 @@ def bring_up_hosts(
     run_id = secrets.token_hex(3)
     workdir = RUN_DIR / run_id
     workdir.mkdir(parents=True)
-    prefix = _free_subnet()
+    prefix = _free_subnet(workdir)
     bridge = f"sdbr{run_id}"
     if specs is not None:
         n = len(specs)

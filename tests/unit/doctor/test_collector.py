@@ -37,15 +37,23 @@ def test_collector_output_gives_the_live_verdicts(shell):
     assert got == want
 
 
-def test_collector_writes_nothing_outside_its_private_directory(tmp_path):
-    """No fixed name in a shared directory (/tmp/stapdoctor-snapshot.tar.gz was one, written as root)."""
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
-    before = set(os.listdir("/tmp"))
-    out = run_collector("dash", env=dict(os.environ, TMPDIR=str(tmpdir)))
+def test_collector_writes_nothing_outside_its_private_directory():
+    """No fixed name in a shared directory (/tmp/stapdoctor-snapshot.tar.gz was one, written as root).
+
+    The collector runs with an empty private /tmp (its own mount namespace), so what is left there is
+    its alone: other tests and sessions use the real /tmp at the same time (pytest-xdist)."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare for a private /tmp (CI runs as root)")
+    # $0 = dash, $1 = the collector; with TMPDIR (a private directory) and without it (/tmp itself)
+    script = ('mount -t tmpfs -o mode=1777 tmpfs /tmp && mkdir /tmp/private && '
+              'TMPDIR=/tmp/private "$0" "$1" && echo "== left in TMPDIR:" && ls -A /tmp/private && '
+              'rmdir /tmp/private && env -u TMPDIR "$0" "$1" >/dev/null && echo "== left in /tmp:" && ls -A /tmp')
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                        shutil.which("dash"), str(COLLECTOR)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out, _, left = r.stdout.partition("== left in TMPDIR:\n")
     assert out.startswith("stapdoctor-collect/1 base64\n") and out.endswith("stapdoctor-collect/1 end\n")
-    assert list(tmpdir.iterdir()) == []  # its mktemp -d directory is gone
-    assert not {n for n in set(os.listdir("/tmp")) - before if n.startswith("stapdoctor")}
+    assert left == "== left in /tmp:\n", left  # its mktemp -d directories are gone, nothing else was made
 
 
 def test_collector_without_base64_sends_hex(tmp_path):
