@@ -1,52 +1,40 @@
 """Suite-wide: how the tiers share the machine under pytest-xdist, and the QEMU tier's step times.
 
 CI runs `pytest -n 4 --dist loadgroup`: the QEMU tier (~30 min of emulated CPU, one long chain of
-steps) and the two Ansible groups (mostly waiting on SSH, apt and one compile) each keep a worker of
-their own and start at once, while the unit, browser and vagrant tests share the remaining worker.
-Run one after the other they took 54 min warm; side by side the run is as long as its longest tier.
+steps) and the Ansible tier (mostly waiting on SSH and apt, and one compile) each keep a worker of
+their own and start at once, while the unit, browser and vagrant tests share the other workers.
+Run one after the other they took 54 min warm.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 _STARTED = time.time()
-# Long groups first, so each is a worker's first unit of work and starts at the beginning of the run.
-_GROUP_ORDER = ("e2e", "ansible-env", "ansible-hosts")
+#: Tests under these directories share per-process fixtures (VMs, test hosts, a systemtap compile), so
+#: each directory is one unit of work for one worker: split up, every worker would boot or build its own.
+_TIERS = {"tests/e2e/": "e2e", "tests/ansible/": "ansible"}
 
 
-def _group(item: pytest.Item) -> str | None:
-    """The xdist group of a test: tests sharing VMs or test hosts must run in one process (their
-    fixtures are per process: split across workers, each would boot or build its own)."""
-    if item.get_closest_marker("e2e"):
-        return "e2e"
-    if item.get_closest_marker("ansible"):
-        # tests/ansible/conftest.py's session fixture: three hosts and a real systemtap compile
-        return "ansible-env" if "ansible_env" in getattr(item, "fixturenames", ()) else "ansible-hosts"
-    return None
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup`, grouped by tier directory. (xdist's own grouping, by xdist_group marks,
+    renames items through `item._nodeid`, which pytest 9 no longer reads: the marks group nothing.)
+    xdist hands out the largest units first, so both tiers start at the beginning of the run."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
 
+    class TierScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            for prefix, group in _TIERS.items():
+                if nodeid.startswith(prefix):
+                    return group
+            return super()._split_scope(nodeid)
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(session, config, items):
-    """Under xdist only (workers collect; xdist reads the marks after this hook): group, and put the
-    long groups first. A plain `pytest` keeps the collection order (the Ansible tier before the QEMU
-    tier, which then finds the systemtap build the Ansible tier put in the controller cache)."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return
-    rank = {name: i for i, name in enumerate(_GROUP_ORDER)}
-    keyed = []
-    for pos, item in enumerate(items):
-        group = _group(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
-        keyed.append((rank.get(group, len(rank)), pos, item))
-    items[:] = [item for _, _, item in sorted(keyed, key=lambda t: (t[0], t[1]))]
+    return TierScheduling(config, log)
 
 
 def pytest_terminal_summary(terminalreporter):
