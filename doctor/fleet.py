@@ -1,10 +1,18 @@
 """`stapdoctor fleet`: check every host of an Ansible inventory; one row per host, the detail on request.
 
-The hosts only run playbooks/check.yml's POSIX-sh collector, one `raw` task each (no Python on the
-hosts, so Ubuntu 12.10's 2.7 works; one SSH command per host, so a fleet of hundreds is cheap). Each
-host's output streams back through the stapdoctor_fleet callback and is read in memory
-(doctor/collected.py: never extracted, every size capped), then the same snapshot and checks code as
-`stapdoctor check` decides here. Ansible runs as an argument list, never through a shell.
+The hosts only run playbooks/check.yml's POSIX-sh collector (no Python on the hosts, so Ubuntu 12.10's 2.7
+works; one SSH command per host), by one of two transports:
+  ssh (default)  doctor/fleetssh.py: the inventory and each host's connection settings are read once with
+                 Ansible's own API, then one `ssh HOST sh -s` per host from a thread pool. Ansible's
+                 per-host work on the controller (a fork, templating, callbacks) was the cost of a run:
+                 measured with bench/bench_fleet.py (README, "Cost, and a large fleet"), this transport
+                 takes less time, controller CPU and memory at every size. Hosts whose settings it cannot
+                 honour go through Ansible.
+  ansible        ansible-playbook check.yml, one `raw` task per host; each output streams back through the
+                 stapdoctor_fleet callback.
+Either way each output is read in memory (doctor/collected.py: never extracted, every size capped), then
+the same snapshot and checks code as `stapdoctor check` decides here. Ansible and ssh run as argument
+lists, never through a shell.
 
 What a host sends is not trusted: it can make its own row lie, but not write, hang or crash the
 controller, nor reach the operator's terminal with control characters.
@@ -443,6 +451,11 @@ def fleet(
                                               forks or default_forks(), keep, env, status)
             reports.update(run.reports)
             failed.update({**run.failed, **run.missing()})
+            tail = " / ".join([ln for ln in stderr.strip().splitlines() if ln.strip()][-3:])
+            for name in via_ansible or ():  # handed to Ansible: never dropped from the table
+                if name not in reports and name not in failed:
+                    failed[name] = (f"failed: no result came back from Ansible (exit {rc})"
+                                    + (f": {tail}" if tail else ""))
             no_hosts = no_hosts or (run.no_hosts and via_ansible is None)
     if no_hosts and not reports and not failed:
         raise _err(_no_hosts_message(inventory, hosts, limit or host, env))

@@ -157,7 +157,8 @@ def test_ssh_transport_hands_what_it_cannot_honour_to_ansible_and_keeps_host_key
     data = {"all": {"children": {"stap_hosts": {"hosts": {
         h1.name: hv[h1.name],
         "viaansible": dict(hv[h2.name], ansible_ssh_retries=1),
-        "stranger": dict(hv[h1.name], ansible_ssh_common_args=f"-o UserKnownHostsFile={empty} -o IdentitiesOnly=yes"),
+        "stranger": dict(hv[h1.name],
+                         ansible_ssh_common_args=f"-o UserKnownHostsFile={empty} -o IdentitiesOnly=yes"),
         h3.name: hv[h3.name]}}}}}
     mixed = work / "mixed.yml"
     mixed.write_text(json.dumps(data))
