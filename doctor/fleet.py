@@ -431,7 +431,8 @@ def fleet(
             try:
                 targets, via_ansible = fleetssh.resolve(inventory, hosts, limit or host, playbooks)
             except Exception as e:  # noqa: BLE001 - Ansible's inventory errors are many classes
-                raise _err(f"cannot read the inventory {inventory}: {printable(str(e))[:2000]}") from None
+                raise _err(f"--transport ssh: cannot read the inventory {inventory} or the collector: "
+                           f"{printable(str(e))[:2000]}") from None
             for name, why in sorted(via_ansible.items()):
                 console.print(Text(f"{printable(name)}: collected through Ansible (the ssh transport cannot "
                                    f"honour {printable(why)})", style="yellow"))

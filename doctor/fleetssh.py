@@ -70,6 +70,13 @@ def _is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
+def _quoted(value: str, what: str) -> str:
+    """An -o value as ssh's config parser reads it whole (as Ansible writes it: in double quotes)."""
+    if '"' in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise Unsupported(f"a {what} with a double quote or control character")
+    return f'"{value}"'
+
+
 def ssh_argv(name: str, opts: Mapping[str, Any]) -> list[str]:
     """The ssh command for one host from its resolved Ansible options (ssh plugin options plus `connection`,
     `become`, `become_method`, `become_exe`, `become_flags`, `become_pass`, `become_user`, `password`,
@@ -115,9 +122,9 @@ def ssh_argv(name: str, opts: Mapping[str, Any]) -> list[str]:
     if opts.get("port") not in (None, ""):
         argv += ["-o", f"Port={int(opts['port'])}"]
     if opts.get("private_key_file"):
-        argv += ["-o", f"IdentityFile={os.path.expanduser(str(opts['private_key_file']))}"]
+        argv += ["-o", f"IdentityFile={_quoted(os.path.expanduser(str(opts['private_key_file'])), 'key file')}"]
     if user:
-        argv += ["-o", f"User={user}"]
+        argv += ["-o", f"User={_quoted(str(user), 'user')}"]
     argv += ["-o", f"ConnectTimeout={int(opts.get('timeout') or 10)}"]
     argv += shlex.split(str(opts.get("ssh_common_args") or ""))
     argv += shlex.split(str(opts.get("ssh_extra_args") or ""))

@@ -19,7 +19,7 @@ BASE = {"host": "10.0.0.5", "port": 2222, "remote_user": "deploy", "private_key_
 def test_argv_follows_ansibles_order_and_becomes_root_with_sudo():
     argv = ssh_argv("web1", BASE)
     assert argv == ["ssh", "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "Port=2222",
-                    "-o", "IdentityFile=/k/id", "-o", "User=deploy", "-o", "ConnectTimeout=10",
+                    "-o", 'IdentityFile="/k/id"', "-o", 'User="deploy"', "-o", "ConnectTimeout=10",
                     "-o", "UserKnownHostsFile=/k/known", "-o", "IdentitiesOnly=yes",
                     "--", "10.0.0.5", "sudo -H -n -u root -- /bin/sh -s"]
     assert "StrictHostKeyChecking=no" not in " ".join(argv)  # checking stays as ssh's config says
@@ -51,6 +51,8 @@ def test_become_user_is_quoted_and_same_user_skips_sudo():
     ({"pkcs11_provider": "/usr/lib/p11.so"}, "PKCS#11"),
     ({"host": "{{ inventory_hostname }}.lan"}, "templated host"),
     ({"become": "maybe"}, "maybe"),
+    ({"remote_user": 'a"b'}, "user with a double quote"),
+    ({"private_key_file": "/k/id\nProxyCommand x"}, "key file with a double quote or control"),
 ])
 def test_what_it_cannot_honour_is_refused_with_its_name(extra, said):
     with pytest.raises(Unsupported, match=said.replace("(", r"\(")):
@@ -98,10 +100,10 @@ def test_resolve_reads_the_inventory_as_ansible_does(tmp_path, monkeypatch):
     assert "SSH password" in fallback["web2"] and "connection 'local'" in fallback["web3"]
     w1 = by["web1"].argv
     assert w1[:5] == ["ssh", "-o", "BatchMode=yes", "-o", "ControlMaster=no"]
-    assert w1[-3:] == ["--", "10.0.0.1", "/bin/sh -s"] and "IdentityFile=/k/id" in w1
+    assert w1[-3:] == ["--", "10.0.0.1", "/bin/sh -s"] and 'IdentityFile="/k/id"' in w1
     assert "UserKnownHostsFile=/k/known" in w1 and "StrictHostKeyChecking=no" not in w1
     w4 = by["web4"]
-    assert "User=ops" in w4.argv and w4.argv[-1] == "sudo -H -n -u root -- /bin/sh -s"  # env honoured
+    assert 'User="ops"' in w4.argv and w4.argv[-1] == "sudo -H -n -u root -- /bin/sh -s"  # env honoured
     assert b"set -- alice 6.1.0-9-amd64\n" in w4.stdin and b"stapdoctor-collect/1" in w4.stdin
     # -l limits as in Ansible; the environment's host_key_checking is Ansible's, not weakened or ignored
     monkeypatch.setenv("ANSIBLE_HOST_KEY_CHECKING", "False")
