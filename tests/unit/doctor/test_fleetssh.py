@@ -141,3 +141,26 @@ def test_judge_says_what_the_ansible_transport_says():
     assert why is None and "collector output is larger than 24 MiB" in rep["error"]
     rep, why = fleetssh.judge("h", Outcome(0, b"hello\n", b""), 300, None)
     assert why is None and "no snapshot in the collector's output" in rep["error"]
+
+
+def test_a_host_handed_to_ansible_is_never_dropped(tmp_path):
+    """A host the ssh transport cannot honour goes through ansible-playbook, and the run says so; when that
+    run gives nothing for it (here: a broken check.yml), its row says why instead of vanishing."""
+    import os
+    import shutil
+
+    from stapdoctor.testing.ansiblerun import VENV_BIN
+
+    books = tmp_path / "playbooks"
+    shutil.copytree(fleet.default_playbooks() / "roles", books / "roles")
+    shutil.copy(fleet.default_playbooks() / "ansible.cfg", books / "ansible.cfg")
+    (books / "check.yml").write_text("- hosts: [unclosed\n")
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("[stap_hosts]\nweb1 ansible_host=192.0.2.1 ansible_password=secret\n")
+    env = dict(os.environ, HOME=str(tmp_path), COLUMNS="100", PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
+    p = subprocess.run([str(VENV_BIN / "stapdoctor"), "fleet", "-i", str(inv), "--playbooks", str(books)],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "web1: collected through Ansible (the ssh transport cannot honour an SSH password" in p.stderr
+    assert "web1" in p.stdout and "failed" in p.stdout
+    assert "web1: failed: no result came back from Ansible (exit 4)" in p.stdout, p.stdout
