@@ -18,10 +18,12 @@ budget; the output goes to the same reader and checks as the Ansible transport's
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shlex
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -215,10 +217,31 @@ def resolve(inventory: Path, pattern: str, limit: str | None, playbooks: Path
 
 
 # ---------------------------------------------------------------- running
-def run_target(target: Target, timeout: float, max_stdout: int) -> Outcome:
+class Running:
+    """The ssh processes of a run, so that an interrupted run stops them all (also one starting just then)."""
+
+    def __init__(self) -> None:
+        self.procs: set[subprocess.Popen] = set()
+        self.stopping = threading.Event()
+
+    def add(self, proc: subprocess.Popen) -> None:
+        self.procs.add(proc)
+        if self.stopping.is_set():  # stop() may have listed the processes before this one was added
+            proc.kill()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for proc in list(self.procs):
+            with contextlib.suppress(OSError):
+                proc.kill()
+
+
+def run_target(target: Target, timeout: float, max_stdout: int, running: Running | None = None) -> Outcome:
     """Run one host's ssh with its stdin; stdout kept up to max_stdout (then stopped), stderr up to 64 KiB."""
     proc = subprocess.Popen(target.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             bufsize=0)
+    if running is not None:
+        running.add(proc)
     out, err = bytearray(), bytearray()
     over = timed_out = False
     data, pos = memoryview(target.stdin), 0
@@ -261,6 +284,8 @@ def run_target(target: Target, timeout: float, max_stdout: int) -> Outcome:
             for f in (proc.stdin, proc.stdout, proc.stderr):
                 if not f.closed:
                     f.close()
+            if running is not None:
+                running.procs.discard(proc)
     return Outcome(None if timed_out else rc, bytes(out) if not over else b"", bytes(err), over, timed_out)
 
 
@@ -293,10 +318,11 @@ def collect(targets: list[Target], forks: int, timeout: float, keep: Path | None
 
     reports: dict[str, dict] = {}
     failed: dict[str, str] = {}
+    running = Running()
 
     def one(t: Target) -> tuple[str, dict | None, str | None]:
         try:
-            res = run_target(t, timeout, MAX_OUTPUT)
+            res = run_target(t, timeout, MAX_OUTPUT, running)
         except OSError as e:
             return t.name, None, f"failed: cannot run {t.argv[0]}: {e.strerror or e}"
         return (t.name, *judge(t.name, res, timeout, keep))
@@ -304,12 +330,17 @@ def collect(targets: list[Target], forks: int, timeout: float, keep: Path | None
     if not targets:
         return reports, failed
     with ThreadPoolExecutor(max_workers=max(1, min(forks, len(targets)))) as pool:
-        for fut in as_completed([pool.submit(one, t) for t in targets]):
-            name, rep, why = fut.result()
-            if rep is not None:
-                reports[name] = rep
-            else:
-                failed[name] = why or "failed"
-            if progress is not None:
-                progress(len(reports) + len(failed))
+        try:
+            for fut in as_completed([pool.submit(one, t) for t in targets]):
+                name, rep, why = fut.result()
+                if rep is not None:
+                    reports[name] = rep
+                else:
+                    failed[name] = why or "failed"
+                if progress is not None:
+                    progress(len(reports) + len(failed))
+        except BaseException:  # Ctrl-C or a signal: start no more hosts, stop the running ones
+            pool.shutdown(wait=False, cancel_futures=True)
+            running.stop()
+            raise
     return reports, failed

@@ -164,3 +164,15 @@ def test_a_host_handed_to_ansible_is_never_dropped(tmp_path):
     assert "web1: collected through Ansible (the ssh transport cannot honour an SSH password" in p.stderr
     assert "web1" in p.stdout and "failed" in p.stdout
     assert "web1: failed: no result came back from Ansible (exit 4)" in p.stdout, p.stdout
+
+
+def test_an_interrupted_run_stops_its_ssh_and_starts_no_more():
+    targets = [_target("true")] + [Target(f"h{i}", ["sleep", "30"], b"") for i in range(4)]
+
+    def interrupt(done: int) -> None:
+        raise KeyboardInterrupt
+
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        fleetssh.collect(targets, 2, 60, None, interrupt)
+    assert time.monotonic() - t0 < 10  # the running `sleep 30` was killed, the other three never started
