@@ -81,8 +81,8 @@ def _quoted(value: str, what: str) -> str:
 
 def ssh_argv(name: str, opts: Mapping[str, Any]) -> list[str]:
     """The ssh command for one host from its resolved Ansible options (ssh plugin options plus `connection`,
-    `become`, `become_method`, `become_exe`, `become_flags`, `become_pass`, `become_user`, `password`,
-    `pkcs11_provider`, `reconnection_retries`). Raises Unsupported for what it cannot honour.
+    `become`, `become_method`, `become_allow_same_user` and the sudo plugin's `become_*`). Raises
+    Unsupported for what it cannot honour.
 
     The order follows Ansible's ssh plugin (the first value of an -o option wins in ssh): ssh_args, host key
     checking, port, key, user, connect timeout, common args, extra args."""
@@ -105,6 +105,10 @@ def ssh_argv(name: str, opts: Mapping[str, Any]) -> list[str]:
         checking = boolean(opts.get("host_key_checking", True), strict=True)
     except TypeError as e:
         raise Unsupported(str(e)) from None
+    user = opts.get("remote_user")
+    become_user = str(opts.get("become_user") or "root")
+    # Ansible skips become when the SSH user already is the become user (unless become_allow_same_user)
+    become = become and (not user or str(user) != become_user or bool(opts.get("become_allow_same_user")))
     if become:
         method = str(opts.get("become_method") or "sudo")
         if method not in _SUDO:
@@ -115,8 +119,6 @@ def ssh_argv(name: str, opts: Mapping[str, Any]) -> list[str]:
             raise Unsupported(f"become_exe {opts['become_exe']!r}")
         if str(opts.get("become_flags") or "-H -S -n").split() != ["-H", "-S", "-n"]:
             raise Unsupported(f"become flags {opts['become_flags']!r} (only the default -H -S -n)")
-    user = opts.get("remote_user")
-    become_user = str(opts.get("become_user") or "root")
     argv = [str(opts.get("ssh_executable") or "ssh"), "-o", "BatchMode=yes"]
     argv += shlex.split(str(opts.get("ssh_args") or ""))
     if not checking:
@@ -132,8 +134,7 @@ def ssh_argv(name: str, opts: Mapping[str, Any]) -> list[str]:
     argv += shlex.split(str(opts.get("ssh_extra_args") or ""))
     host = str(opts.get("host") or name)
     remote = ["/bin/sh", "-s"]
-    # Ansible skips become when the SSH user already is the become user (become_allow_same_user: false)
-    if become and (not user or str(user) != become_user):
+    if become:
         remote = ["sudo", "-H", "-n", "-u", become_user, "--", *remote]
     return [*argv, "--", host, shlex.join(remote)]
 
@@ -196,9 +197,11 @@ def resolve(inventory: Path, pattern: str, limit: str | None, playbooks: Path
                         opts[opt] = value
                     elif origin != "default" and value not in (None, "", 0, False):
                         opts[opt] = value  # checked by ssh_argv (password, retries, become_pass ...)
-            opts["connection"] = hv.get("ansible_connection") or C.DEFAULT_TRANSPORT
+            opts["connection"] = hv.get("ansible_connection") or C.config.get_config_value("DEFAULT_TRANSPORT")
             opts["become"] = hv.get("ansible_become", True)  # check.yml's play says become: true
-            opts["become_method"] = hv.get("ansible_become_method", "sudo")
+            opts["become_allow_same_user"] = C.config.get_config_value("BECOME_ALLOW_SAME_USER")
+            opts["become_method"] = hv.get("ansible_become_method",
+                                           C.config.get_config_value("DEFAULT_BECOME_METHOD"))
             if opts["host"] == "inventory_hostname" or not opts["host"]:
                 opts["host"] = h.name
             args = {"doctor_collect_user": collect_user(hv),

@@ -34,6 +34,9 @@ def test_become_user_is_quoted_and_same_user_skips_sudo():
     argv = ssh_argv("web1", {**BASE, "become_user": "ops; rm -rf /"})
     assert argv[-1] == "sudo -H -n -u 'ops; rm -rf /' -- /bin/sh -s"
     assert ssh_argv("web1", {**BASE, "remote_user": "root"})[-1] == "/bin/sh -s"  # as Ansible: no sudo
+    assert ssh_argv("web1", {**BASE, "remote_user": "root", "become_method": "su"})[-1] == "/bin/sh -s"
+    assert ssh_argv("web1", {**BASE, "remote_user": "root", "become_allow_same_user": True})[-1] == (
+        "sudo -H -n -u root -- /bin/sh -s")
     assert ssh_argv("web1", {**BASE, "become": "no"})[-1] == "/bin/sh -s"
     assert ssh_argv("web1", {**BASE, "host": None, "remote_user": None})[-3:] == [
         "--", "web1", "sudo -H -n -u root -- /bin/sh -s"]  # no ansible_host: the inventory name
@@ -110,6 +113,9 @@ def test_resolve_reads_the_inventory_as_ansible_does(tmp_path, monkeypatch):
     targets, fallback = fleetssh.resolve(inv, "stap_hosts", "web1", fleet.default_playbooks())
     assert [t.name for t in targets] == ["web1"] and not fallback
     assert "StrictHostKeyChecking=no" in targets[0].argv
+    monkeypatch.setenv("ANSIBLE_BECOME_METHOD", "su")  # Ansible's default method, for hosts not root
+    targets, fallback = fleetssh.resolve(inv, "stap_hosts", "web1,web4", fleet.default_playbooks())
+    assert [t.name for t in targets] == ["web1"] and "become method 'su'" in fallback["web4"]
 
 
 def _target(script: str) -> Target:
