@@ -1,13 +1,16 @@
 """Time and memory of `stapdoctor fleet` against 1, 10 and 30 test hosts (network namespaces, real SSH).
 
-Why: a fleet run's cost is Ansible's per-task work on the controller, per host; the goal on the 2-core
-development machines is 10 hosts <= 2x one host, 30 hosts <= 4x, controller memory <= 600 MB at 30.
-Each size runs `stapdoctor fleet --json` --repeat times (median reported) while the controller's process
-tree (stapdoctor, ansible-playbook, its forks, ssh) is sampled every 50 ms: the peak of the summed RSS
-(pages shared by the forks counted in each) and of the summed PSS (shared pages divided among their
-users: the memory the tree really takes).
+Why: through Ansible a fleet run's cost is Ansible's per-host work on the controller; the goal on the 2-core
+development machines is 10 hosts <= 2x one host, 30 hosts <= 4x, controller memory <= 600 MB at 30, and
+the default transport is the one that meets it. Each size runs `stapdoctor fleet --json --transport T` for
+each transport, alternating (the same load for both), --repeat times (median reported), while the
+controller's process tree (stapdoctor, ansible-playbook, its forks, ssh) is sampled every 50 ms: the peak
+of the summed RSS (pages shared by the forks counted in each) and of the summed PSS (shared pages divided
+among their users: the memory the tree really takes).
 
-    sudo .venv/bin/python bench/bench_fleet.py [--hosts 1,10,30] [--repeat 3] [--forks N] [--json out.json]
+    sudo .venv/bin/python bench/bench_fleet.py [--hosts 1,10,30] [--repeat 3] [--transport ssh,ansible]
+        [--forks N] [--json out.json]
+        [--ssh-args '-o KexAlgorithms=curve25519-sha256']  # appended to every host's ansible_ssh_common_args
         [--floor]         # also time a play of one bare `raw: true` task: Ansible's own per-host floor
         [--compare DIR]   # also run another version on the same hosts, alternating (same load), e.g. the
                           # one before: mkdir -p DIR/stapdoctor && git archive REV doctor playbooks profiler |
@@ -110,8 +113,11 @@ def run_floor(inventory: Path, home: Path, forks: int) -> dict:
     return {"seconds": time.monotonic() - t0, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
-def run_once(inventory: Path, home: Path, forks: int | None, src: Path | None = None) -> dict:
+def run_once(inventory: Path, home: Path, forks: int | None, src: Path | None = None,
+             transport: str | None = None) -> dict:
     argv = [sys.executable, "-m", "stapdoctor.doctor", "fleet", "-i", str(inventory), "--json"]
+    if transport:
+        argv += ["--transport", transport]
     if forks:
         argv += ["-f", str(forks)]
     env = dict(os.environ, HOME=str(home))
@@ -141,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", default="1,10,30", help="comma-separated fleet sizes")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--transport", default="ssh,ansible", help="comma-separated: ssh, ansible")
     ap.add_argument("--forks", type=int, default=None, help="passed to stapdoctor fleet -f")
+    ap.add_argument("--ssh-args", default="", help="appended to every host's ansible_ssh_common_args")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--compare", type=Path, help="a directory holding another version as DIR/stapdoctor/")
     ap.add_argument("--floor", action="store_true", help="also time a bare one-task play on the same hosts")
@@ -152,16 +160,20 @@ def main(argv: list[str] | None = None) -> int:
     from stapdoctor.testing.testhosts import bring_up_hosts
 
     results = []
-    versions = [("this", None)] + ([("compare", args.compare.resolve())] if args.compare else [])
+    versions = [(t, None, t) for t in args.transport.split(",")]
+    if args.compare:  # another version: its own default transport
+        versions.append(("compare", args.compare.resolve(), None))
     for n in [int(x) for x in args.hosts.split(",")]:
-        runs: dict[str, list[dict]] = {name: [] for name, _ in versions}
+        runs: dict[str, list[dict]] = {name: [] for name, _, _ in versions}
         with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp, \
                 bring_up_hosts(n, name_prefix="bench") as fleet:
-            inv = fleet.write_inventory(Path(tmp) / "inventory.yml")
+            extra = {name: {"ansible_ssh_common_args": f"{hv['ansible_ssh_common_args']} {args.ssh_args}"}
+                     for name, hv in fleet.ansible_host_vars().items()} if args.ssh_args else None
+            inv = fleet.write_inventory(Path(tmp) / "inventory.yml", host_vars=extra)
             floor = []
             for _ in range(args.repeat):
-                for name, src in versions:
-                    runs[name].append(run_once(inv, Path(tmp), args.forks, src))
+                for name, src, transport in versions:
+                    runs[name].append(run_once(inv, Path(tmp), args.forks, src, transport))
                 if args.floor:
                     from stapdoctor.doctor.fleet import default_forks
                     floor.append(run_floor(inv, Path(tmp), args.forks or default_forks()))
@@ -170,30 +182,24 @@ def main(argv: list[str] | None = None) -> int:
                               "seconds_median": round(statistics.median(r["seconds"] for r in floor), 2),
                               "controller_cpu_s_median": round(statistics.median(r["cpu_s"] for r in floor), 2)}),
                   flush=True)
-        for name, _ in versions[1:]:
-            other = runs[name]
+        for name, _, _ in versions:
+            got = runs[name]
             res = {"version": name, "hosts": n,
-                   "seconds_median": round(statistics.median(r["seconds"] for r in other), 2),
-                   "controller_cpu_s_median": round(statistics.median(r["cpu_s"] for r in other), 2),
-                   "peak_rss_mb": round(max(r["peak_rss_mb"] for r in other)),
-                   "peak_pss_mb": round(max(r["peak_pss_mb"] for r in other))}
+                   "seconds_median": round(statistics.median(r["seconds"] for r in got), 2),
+                   "seconds": [round(r["seconds"], 2) for r in got],
+                   "controller_cpu_s_median": round(statistics.median(r["cpu_s"] for r in got), 2),
+                   "peak_rss_mb": round(max(r["peak_rss_mb"] for r in got)),
+                   "peak_pss_mb": round(max(r["peak_pss_mb"] for r in got)),
+                   "peak_processes": max(r["peak_processes"] for r in got)}
+            results.append(res)
             print(json.dumps(res), flush=True)
-        runs = runs["this"]
-        res = {"hosts": n, "seconds_median": round(statistics.median(r["seconds"] for r in runs), 2),
-               "seconds": [round(r["seconds"], 2) for r in runs],
-               "controller_cpu_s_median": round(statistics.median(r["cpu_s"] for r in runs), 2),
-               "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs)),
-               "peak_pss_mb": round(max(r["peak_pss_mb"] for r in runs)),
-               "peak_processes": max(r["peak_processes"] for r in runs)}
-        results.append(res)
-        print(json.dumps(res), flush=True)
-    one = results[0]["seconds_median"] if results and results[0]["hosts"] == 1 else None
-    print(f"\n{'hosts':>5} {'median s':>9} {'x 1 host':>8} {'CPU s':>6} {'peak RSS MB':>12} {'peak PSS MB':>12} "
-          f"{'procs':>6}")
+    print(f"\n{'version':>8} {'hosts':>5} {'median s':>9} {'x 1 host':>8} {'CPU s':>6} {'peak RSS MB':>12} "
+          f"{'peak PSS MB':>12} {'procs':>6}")
     for r in results:
+        one = next((o["seconds_median"] for o in results if o["version"] == r["version"] and o["hosts"] == 1), None)
         ratio = f"{r['seconds_median'] / one:.1f}x" if one else "-"
-        print(f"{r['hosts']:>5} {r['seconds_median']:>9} {ratio:>8} {r['controller_cpu_s_median']:>6} "
-              f"{r['peak_rss_mb']:>12} {r['peak_pss_mb']:>12} "
+        print(f"{r['version']:>8} {r['hosts']:>5} {r['seconds_median']:>9} {ratio:>8} "
+              f"{r['controller_cpu_s_median']:>6} {r['peak_rss_mb']:>12} {r['peak_pss_mb']:>12} "
               f"{r['peak_processes']:>6}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

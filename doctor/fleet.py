@@ -1,10 +1,18 @@
 """`stapdoctor fleet`: check every host of an Ansible inventory; one row per host, the detail on request.
 
-The hosts only run playbooks/check.yml's POSIX-sh collector, one `raw` task each (no Python on the
-hosts, so Ubuntu 12.10's 2.7 works; one SSH command per host, so a fleet of hundreds is cheap). Each
-host's output streams back through the stapdoctor_fleet callback and is read in memory
-(doctor/collected.py: never extracted, every size capped), then the same snapshot and checks code as
-`stapdoctor check` decides here. Ansible runs as an argument list, never through a shell.
+The hosts only run playbooks/check.yml's POSIX-sh collector (no Python on the hosts, so Ubuntu 12.10's 2.7
+works; one SSH command per host), by one of two transports:
+  ssh (default)  doctor/fleetssh.py: the inventory and each host's connection settings are read once with
+                 Ansible's own API, then one `ssh HOST sh -s` per host from a thread pool. Ansible's
+                 per-host work on the controller (a fork, templating, callbacks) was the cost of a run:
+                 measured with bench/bench_fleet.py (README, "Cost, and a large fleet"), this transport
+                 takes less time, controller CPU and memory at every size. Hosts whose settings it cannot
+                 honour go through Ansible.
+  ansible        ansible-playbook check.yml, one `raw` task per host; each output streams back through the
+                 stapdoctor_fleet callback.
+Either way each output is read in memory (doctor/collected.py: never extracted, every size capped), then
+the same snapshot and checks code as `stapdoctor check` decides here. Ansible and ssh run as argument
+lists, never through a shell.
 
 What a host sends is not trusted: it can make its own row lie, but not write, hang or crash the
 controller, nor reach the operator's terminal with control characters.
@@ -280,6 +288,11 @@ def print_host(console, host: str, rep: dict[str, Any] | None, why: str | None) 
 
 
 # ---------------------------------------------------------------- the command
+def fleetssh_timeout() -> float:
+    from .fleetssh import DEFAULT_TIMEOUT
+    return DEFAULT_TIMEOUT
+
+
 def default_forks() -> int:
     return max(1, min(20, 4 * len(os.sched_getaffinity(0))))
 
@@ -326,6 +339,42 @@ def _no_hosts_message(inventory: Path, pattern: str, limit: str | None, env: dic
             f"--hosts all (or another group or pattern)")
 
 
+TRANSPORTS = ("ssh", "ansible")
+
+
+def _ansible_env(playbooks: Path) -> dict:
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(playbooks / "ansible.cfg"),
+               ANSIBLE_STDOUT_CALLBACK="stapdoctor_fleet", ANSIBLE_RETRY_FILES_ENABLED="0")
+    # One SSH command per host: a ControlPersist master would only linger (one ssh process per host for
+    # 60 s after the run: hundreds on a large fleet). The operator's own ANSIBLE_SSH_ARGS wins.
+    env.setdefault("ANSIBLE_SSH_ARGS", "-o ControlMaster=no")
+    return env
+
+
+def run_ansible(ansible: str, inventory: Path, playbook: Path, hosts: str, limit: str | None, forks: int,
+                keep: Path | None, env: dict, status) -> tuple[Run, int, str]:
+    """check.yml through ansible-playbook: (what it said host by host, its exit status, its stderr)."""
+    argv = [ansible, "-i", str(inventory), str(playbook), "--skip-tags", "save",
+            "-e", json.dumps({"doctor_hosts": hosts})]
+    if limit:
+        argv += ["-l", limit]
+    # Each fork is a copy of ansible-playbook (~45 MB resident, mostly shared); the fan-out is CPU-bound on
+    # the controller, so more than a few forks per CPU only costs memory. -f sets it for a large fleet.
+    argv += ["-f", str(forks)]
+    run = Run()
+    with tempfile.TemporaryFile() as errf:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errf, stdin=subprocess.DEVNULL, env=env,
+                                text=True, errors="replace")
+        try:
+            run.feed(proc.stdout, keep, lambda n: status.update(f"collecting snapshots: {n} hosts done …"))
+        finally:
+            proc.stdout.close()
+            rc = proc.wait()
+        errf.seek(0)
+        stderr = errf.read().decode("utf-8", "replace")
+    return run, rc, stderr
+
+
 def fleet(
     inventory: Path = typer.Option(..., "-i", "--inventory", help="Ansible inventory of the hosts to check."),
     limit: Optional[str] = typer.Option(None, "-l", "--limit", help="Ansible host pattern to limit to."),
@@ -335,8 +384,14 @@ def fleet(
     json_out: bool = typer.Option(False, "--json", help="Print every host's findings as JSON (stapdoctor.fleet/1)."),
     keep: Optional[Path] = typer.Option(None, "--keep", help="Also save each host's snapshot as DIR/HOST.tar.gz "
                                         "(nothing else in DIR is touched).", file_okay=False),
+    transport: str = typer.Option("ssh", "--transport", help="ssh: one ssh command per host from this process, "
+                                  "connection settings read from the inventory with Ansible (hosts whose settings "
+                                  "it cannot honour go through Ansible); ansible: ansible-playbook check.yml."),
     forks: Optional[int] = typer.Option(None, "-f", "--forks", min=1, max=1000,
-                                        help="Hosts collected at once (default: 4 per CPU, at most 20)."),
+                                        help="Hosts collected at once (default: ssh 32; ansible 4 per CPU, at "
+                                        "most 20)."),
+    timeout: float = typer.Option(fleetssh_timeout(), "--timeout", min=1,
+                                  help="ssh transport: seconds one host may take (connect, collect, send)."),
     playbooks: Path = typer.Option(default_playbooks(), "--playbooks", help="The playbooks directory.",
                                    file_okay=False),
 ) -> None:
@@ -345,9 +400,12 @@ def fleet(
     Exit status: 0 when every host is ready, 1 when one is not or is unreachable, 2 usage error.
     """
     from rich.console import Console
+    from rich.text import Text
 
     from .cli import _err
 
+    if transport not in TRANSPORTS:
+        raise _err(f"--transport {transport!r}: choose ssh or ansible")
     if not inventory.exists():
         raise _err(f"inventory {inventory} does not exist")
     playbook = playbooks / "check.yml"
@@ -361,50 +419,63 @@ def fleet(
             keep.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise _err(f"--keep {keep}: {e.strerror or e}") from None
-    argv = [ansible, "-i", str(inventory), str(playbook), "--skip-tags", "save",
-            "-e", json.dumps({"doctor_hosts": hosts})]
-    if limit or host:
-        argv += ["-l", limit or host]
-    # Each fork is a copy of ansible-playbook (~45 MB resident, mostly shared); the fan-out is CPU-bound on
-    # the controller, so more than a few forks per CPU only costs memory. -f sets it for a large fleet.
-    argv += ["-f", str(forks or default_forks())]
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(playbooks / "ansible.cfg"),
-               ANSIBLE_STDOUT_CALLBACK="stapdoctor_fleet", ANSIBLE_RETRY_FILES_ENABLED="0")
-    # One SSH command per host: a ControlPersist master would only linger (one ssh process per host for
-    # 60 s after the run: hundreds on a large fleet). The operator's own ANSIBLE_SSH_ARGS wins.
-    env.setdefault("ANSIBLE_SSH_ARGS", "-o ControlMaster=no")
+    env = _ansible_env(playbooks)
     console = Console(stderr=True)
-    run = Run()
-    with tempfile.TemporaryFile() as errf:
-        with console.status("collecting snapshots with playbooks/check.yml …") as status:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errf, stdin=subprocess.DEVNULL, env=env,
-                                    text=True, errors="replace")
+    reports: dict[str, dict] = {}
+    failed: dict[str, str] = {}
+    no_hosts, rc, stderr = False, 0, ""
+    with console.status("collecting snapshots …") as status:
+        via_ansible: dict[str, str] | None = None  # None: every host
+        if transport == "ssh":
+            from . import fleetssh
             try:
-                run.feed(proc.stdout, keep, lambda n: status.update(f"collecting snapshots: {n} hosts done …"))
-            finally:
-                proc.stdout.close()
-                rc = proc.wait()
-        errf.seek(0)
-        stderr = errf.read().decode("utf-8", "replace")
-    failed = {**run.failed, **run.missing()}
-    if run.no_hosts and not run.reports and not failed:
+                targets, via_ansible = fleetssh.resolve(inventory, hosts, limit or host, playbooks)
+            except Exception as e:  # noqa: BLE001 - Ansible's inventory errors are many classes
+                raise _err(f"--transport ssh: cannot read the inventory {inventory} or the collector: "
+                           f"{printable(str(e))[:2000]}") from None
+            for name, why in sorted(via_ansible.items()):
+                console.print(Text(f"{printable(name)}: collected through Ansible (the ssh transport cannot "
+                                   f"honour {printable(why)})", style="yellow"))
+            no_hosts = not targets and not via_ansible
+            reports, failed = fleetssh.collect(
+                targets, forks or fleetssh.DEFAULT_FORKS, timeout, keep,
+                lambda n: status.update(f"collecting snapshots over ssh: {n} hosts done …"))
+        if via_ansible is None or via_ansible:
+            with contextlib.ExitStack() as stack:
+                lim = limit or host
+                if via_ansible:  # only these hosts, by name (a file: names are not read as patterns)
+                    f = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=".hosts"))
+                    f.write("".join(f"{n}\n" for n in sorted(via_ansible)))
+                    f.flush()
+                    lim = f"@{f.name}"
+                run, rc, stderr = run_ansible(ansible, inventory, playbook, hosts, lim,
+                                              forks or default_forks(), keep, env, status)
+            reports.update(run.reports)
+            failed.update({**run.failed, **run.missing()})
+            tail = " / ".join([ln for ln in stderr.strip().splitlines() if ln.strip()][-3:])
+            for name in via_ansible or ():  # handed to Ansible: never dropped from the table
+                if name not in reports and name not in failed:
+                    failed[name] = (f"failed: no result came back from Ansible (exit {rc})"
+                                    + (f": {tail}" if tail else ""))
+            no_hosts = no_hosts or (run.no_hosts and via_ansible is None)
+    if no_hosts and not reports and not failed:
         raise _err(_no_hosts_message(inventory, hosts, limit or host, env))
-    if not run.reports and not failed:
+    if not reports and not failed:
         last = [ln for ln in stderr.strip().splitlines() if ln.strip()][-3:] or ["no output"]
         raise _err(f"ansible-playbook failed (exit {rc}): " + printable(" / ".join(last)), 1)
     if host is not None:
-        if host not in run.reports and host not in failed:
-            raise _err(f"host {host!r} was not checked (checked: {', '.join(sorted([*run.reports, *failed])[:10])})")
+        if host not in reports and host not in failed:
+            raise _err(f"host {host!r} was not checked (checked: {', '.join(sorted([*reports, *failed])[:10])})")
         if json_out:
-            print(json.dumps(run.reports.get(host) or {"host": host, "unreachable": failed[host]}, indent=2))
+            print(json.dumps(reports.get(host) or {"host": host, "unreachable": failed[host]}, indent=2))
         else:
-            print_host(Console(highlight=False), host, run.reports.get(host), failed.get(host))
-        rep = run.reports.get(host)
+            print_host(Console(highlight=False), host, reports.get(host), failed.get(host))
+        rep = reports.get(host)
         raise typer.Exit(0 if rep and rep.get("ready") else 1)
-    all_ready = bool(run.reports) and all(r.get("ready") for r in run.reports.values()) and not failed
+    all_ready = bool(reports) and all(r.get("ready") for r in reports.values()) and not failed
     if json_out:
-        print(json.dumps({"schema": FLEET_SCHEMA, "ready": all_ready, "table": table_rows(run.reports, failed),
-                          "hosts": run.reports, "unreachable": failed}, indent=2))
+        print(json.dumps({"schema": FLEET_SCHEMA, "ready": all_ready, "table": table_rows(reports, failed),
+                          "hosts": reports, "unreachable": failed}, indent=2))
     else:
-        print_table(Console(highlight=False), run.reports, failed)
+        print_table(Console(highlight=False), reports, failed)
     raise typer.Exit(0 if all_ready else 1)

@@ -1,6 +1,7 @@
 """`stapdoctor fleet` against real Debian 12 hosts over SSH (network namespaces): a normal host, a hostile
 host whose collector sends an escaping archive, a host whose facts carry terminal escapes, and an inventory
-host nobody answers for. The controller must not be written to, and the table must say what happened."""
+host nobody answers for. The controller must not be written to, and the table must say what happened: the
+same through both transports (ssh: one ssh command per host from stapdoctor; ansible: check.yml)."""
 
 from __future__ import annotations
 
@@ -49,23 +50,27 @@ def fleet_env(tmp_path_factory):
         yield fl, inv, work
 
 
-def stapdoctor(work: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+TRANSPORTS = pytest.mark.parametrize("transport", ["ssh", "ansible"])
+
+
+def stapdoctor(work: Path, *args: str, transport: str = "ssh", timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, HOME=str(work), COLUMNS="100", PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
-    return subprocess.run([str(VENV_BIN / "stapdoctor"), "fleet", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=work)
+    return subprocess.run([str(VENV_BIN / "stapdoctor"), "fleet", "--transport", transport, *args],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=work)
 
 
-def test_table_keep_hostile_and_unreachable_hosts(fleet_env):
+@TRANSPORTS
+def test_table_keep_hostile_and_unreachable_hosts(fleet_env, transport):
     fl, inv, work = fleet_env
     h1, h2, h3 = fl.hosts
-    keep = work / "keep"
+    keep = work / f"keep-{transport}"
     (keep / "other").mkdir(parents=True)
     (keep / "other" / "notes.txt").write_text("mine\n")
     (keep / "other.tar.gz").write_bytes(b"not from this run")
-    victim = work / "victim.txt"
+    victim = work / f"victim-{transport}.txt"
     victim.write_text("precious\n")
     (keep / f"{h1.name}.tar.gz").symlink_to(victim)  # a link where this run writes: replaced, not followed
-    p = stapdoctor(work, "-i", str(inv), "--keep", str(keep))
+    p = stapdoctor(work, "-i", str(inv), "--keep", str(keep), transport=transport)
     out = p.stdout
     assert p.returncode == 1, out + p.stderr  # bare Debian hosts are not ready, one host is unreachable
     lines = out.splitlines()
@@ -94,47 +99,81 @@ def test_table_keep_hostile_and_unreachable_hosts(fleet_env):
         ["other", "other.tar.gz", f"{h1.name}.tar.gz", f"{h2.name}.tar.gz", f"{h3.name}.tar.gz"])
 
 
-def test_json_and_one_host_detail(fleet_env):
+@TRANSPORTS
+def test_json_and_one_host_detail(fleet_env, transport):
     fl, inv, work = fleet_env
     h1, h2, h3 = fl.hosts
-    p = stapdoctor(work, "-i", str(inv), "--json")
+    p = stapdoctor(work, "-i", str(inv), "--json", transport=transport)
     data = json.loads(p.stdout)
     assert data["schema"] == "stapdoctor.fleet/1" and data["ready"] is False
     rows = {r["host"]: r for r in data["table"]}
     assert rows[h1.name]["systemtap"] == "fail" and rows[h1.name]["verdict"] == "NOT READY"
     assert rows["ghost"]["verdict"] == "unreachable" and "Connection refused" in data["unreachable"]["ghost"]
     assert data["hosts"][h3.name]["distribution"]["name"].startswith("\x1b]0;owned")  # JSON keeps it as said
-    p = stapdoctor(work, "-i", str(inv), "--host", h3.name)
+    p = stapdoctor(work, "-i", str(inv), "--host", h3.name, transport=transport)
     assert p.returncode == 1
     assert f"stapdoctor fleet — {h3.name}: kernel" in p.stdout and "?]0;owned??[2JDebian 12" in p.stdout
     assert "\x1b" not in p.stdout and "\x07" not in p.stdout
     assert "  FAIL  stap.installed" in p.stdout and "NOT READY" in p.stdout
 
 
-def test_inventory_without_the_group_says_which_group(fleet_env):
+@TRANSPORTS
+def test_inventory_without_the_group_says_which_group(fleet_env, transport):
     fl, inv, work = fleet_env
     h1 = fl.hosts[0]
     other = work / "web.yml"
     fl.write_inventory(other, group="web")
-    p = stapdoctor(work, "-i", str(other))
+    p = stapdoctor(work, "-i", str(other), transport=transport)
     assert p.returncode == 2, p.stdout + p.stderr
     assert "'stap_hosts'" in p.stderr and "--hosts all" in p.stderr and h1.name in p.stderr
-    p = stapdoctor(work, "-i", str(other), "--hosts", "web", "-l", h1.name)
+    p = stapdoctor(work, "-i", str(other), "--hosts", "web", "-l", h1.name, transport=transport)
     assert p.returncode == 1 and h1.name in p.stdout and "NOT READY" in p.stdout, p.stdout + p.stderr
 
 
-def test_a_failing_collector_shows_its_own_words(fleet_env):
+@TRANSPORTS
+def test_a_failing_collector_shows_its_own_words(fleet_env, transport):
     fl, inv, work = fleet_env
     h3 = fl.hosts[2]
     fl.ssh(h3, "sh", "-c", "printf '#!/bin/sh\\necho \"mktemp: read-only file system\" >&2\\nexit 1\\n' "
                            "> /usr/local/bin/mktemp && chmod 755 /usr/local/bin/mktemp")
     try:
-        p = stapdoctor(work, "-i", str(inv), "-l", h3.name)
+        p = stapdoctor(work, "-i", str(inv), "-l", h3.name, transport=transport)
     finally:
         fl.ssh(h3, "rm", "-f", "/usr/local/bin/mktemp")
     assert p.returncode == 1
     assert f"{h3.name}   failed" in p.stdout
     assert "the collector failed (exit 1)" in p.stdout and "mktemp: read-only file system" in p.stdout, p.stdout
+
+
+def test_ssh_transport_hands_what_it_cannot_honour_to_ansible_and_keeps_host_keys_checked(fleet_env):
+    """A host with an option the ssh transport does not implement goes through Ansible (and the run says
+    so); a host whose key is not known is refused (BatchMode, no StrictHostKeyChecking=no added); a
+    collector that hangs is stopped at --timeout."""
+    fl, inv, work = fleet_env
+    h1, h2, h3 = fl.hosts
+    hv = fl.ansible_host_vars()
+    empty = work / "no_known_hosts"
+    empty.write_text("")
+    data = {"all": {"children": {"stap_hosts": {"hosts": {
+        h1.name: hv[h1.name],
+        "viaansible": dict(hv[h2.name], ansible_ssh_retries=1),
+        "stranger": dict(hv[h1.name],
+                         ansible_ssh_common_args=f"-o UserKnownHostsFile={empty} -o IdentitiesOnly=yes"),
+        h3.name: hv[h3.name]}}}}}
+    mixed = work / "mixed.yml"
+    mixed.write_text(json.dumps(data))
+    fl.ssh(h3, "sh", "-c", "printf '#!/bin/sh\\nsleep 120\\n' > /usr/local/bin/mktemp && chmod 755 /usr/local/bin/mktemp")
+    try:
+        p = stapdoctor(work, "-i", str(mixed), "--json", "--timeout", "8")
+    finally:
+        fl.ssh(h3, "rm", "-f", "/usr/local/bin/mktemp")
+    data = json.loads(p.stdout)
+    rows = {r["host"]: r["verdict"] for r in data["table"]}
+    assert rows == {h1.name: "NOT READY", "viaansible": "error", "stranger": "unreachable", h3.name: "failed"}
+    assert "viaansible: collected through Ansible (the ssh transport cannot honour SSH retries" in p.stderr
+    assert "member '/escape' is not a regular file" in data["hosts"]["viaansible"]["error"]  # h2's hostile tar
+    assert "Host key verification failed" in data["unreachable"]["stranger"]
+    assert "no answer within 8 s" in data["unreachable"][h3.name]
 
 
 def test_check_playbook_standalone_writes_archives(fleet_env):
