@@ -3,14 +3,20 @@
 CI runs `pytest -n 4 --dist loadgroup`: the QEMU tier (~30 min of emulated CPU, one long chain of
 steps) and the Ansible tier (mostly waiting on SSH and apt, and one compile) each keep a worker of
 their own and start at once, while the unit, browser and vagrant tests share the other workers.
-Run one after the other they took 54 min warm.
+Run one after the other they took 54 min warm. Side by side, the QEMU tier is the longest chain and
+its emulated CPUs must not starve (a -dbg unpack in the VM, 7 min alone, passed its 25-min timeout when
+the other workers' compiles competed): every other test runs at nice 10, so it takes the cycles the
+VMs leave idle (SSH round trips, boots, the Debian 12 VM's single vCPU) instead of theirs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 _STARTED = time.time()
@@ -35,6 +41,22 @@ def pytest_xdist_make_scheduler(config, log):
             return super()._split_scope(nodeid)
 
     return TierScheduling(config, log)
+
+
+#: Niceness of tests outside the QEMU tier when xdist runs them beside it (children inherit it).
+_BESIDE_THE_VMS = 10
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Under xdist, the QEMU tier's tests run at normal priority and every other test at nice 10
+    (Linux niceness is per thread: this sets the worker's main thread, which starts the tests'
+    processes; root may lower it again when the same worker later runs a QEMU test)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") or os.geteuid() != 0:
+        return
+    nice = 0 if item.nodeid.startswith("tests/e2e/") else _BESIDE_THE_VMS
+    if os.getpriority(os.PRIO_PROCESS, 0) != nice:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
 def pytest_terminal_summary(terminalreporter):
