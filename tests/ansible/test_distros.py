@@ -8,10 +8,16 @@ the repo file's gpgkey as on a real host). Fedora 40 is end-of-life, so the role
 stock repo files (metalink) at the archive: the test's archive URL stands in for
 archives.fedoraproject.org. Their kernel is this machine's: Ubuntu targets the running release (its
 build-id in /sys/kernel/notes), Fedora a Fedora-shaped release whose kernel-devel carries vmlinux.id.
+
+The Ubuntu 12.10 host (Python 2.7, no apt bindings: the roles install through apt-get / dpkg there)
+reads the signed old-releases stand-in (its key in /etc/apt/trusted.gpg.d, as 12.10's ubuntu-keyring
+installed it) and gets its debug symbols through the Launchpad .ddeb fallback from a local HTTPS
+stand-in for Launchpad (stapdoctor.testing.launchpad), verified against the published SHA-256.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -23,6 +29,7 @@ import pytest
 
 from stapdoctor.testing import archives, distrohosts
 from stapdoctor.testing.ansiblerun import PLAYBOOKS, VENV_BIN, recap, timed
+from stapdoctor.testing.launchpad import FakeLaunchpad
 from stapdoctor.testing.testhosts import bring_up_hosts
 
 pytestmark = pytest.mark.ansible
@@ -100,11 +107,12 @@ class DistroEnv:
     workdir: Path
     archives: archives.Archives
     server: object
+    lp: FakeLaunchpad
     timings: dict = field(default_factory=dict)
 
     def _env(self) -> dict:
         return dict(os.environ, ANSIBLE_CONFIG=str(PLAYBOOKS / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                    ANSIBLE_FORCE_COLOR="0", HOME=str(self.workdir / "home"),
+                    ANSIBLE_FORCE_COLOR="0", HOME=str(self.workdir / "home"), SSL_CERT_FILE=str(self.lp.cert),
                     PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
 
     def playbook(self, name: str, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
@@ -150,12 +158,14 @@ def _fedora_spec(arch: archives.Archives):
     return distrohosts.spec(FEDORA, distrohosts.fedora_base(), files)
 
 
-def _quantal_spec():
+def _quantal_spec(arch: archives.Archives):
     # 12.10's own os-release and lsb-release (tests/data/doctor/os-release, see SOURCES.md there)
     os_release = (OS_RELEASE_DATA / "ubuntu-12.10.os-release").read_text()
     files = {"/etc/os-release": os_release, "/usr/lib/os-release": os_release,
              "/etc/lsb-release": (OS_RELEASE_DATA / "ubuntu-12.10.lsb-release").read_text(),
-             "/etc/debian_version": "wheezy/sid\n", "/etc/apt/sources.list": QUANTAL_SOURCES}
+             "/etc/debian_version": "wheezy/sid\n", "/etc/apt/sources.list": QUANTAL_SOURCES,
+             # ubuntu-keyring's archive key (here: the test key), trusted by apt as on 12.10
+             "/etc/apt/trusted.gpg.d/ubuntu-keyring-2012-archive.gpg": arch.key_binary.read_bytes()}
     return distrohosts.spec(QUANTAL, distrohosts.py27_base(), files, python="/usr/bin/python2.7")
 
 
@@ -168,7 +178,9 @@ def distro_env(tmp_path_factory):
     t0 = time.monotonic()
     arch = archives.build_archives()
     timings = {"archives": round(time.monotonic() - t0, 1)}
-    with bring_up_hosts(specs=[_ubuntu_spec(arch), _fedora_spec(arch), _quantal_spec()]) as fleet, \
+    lp = FakeLaunchpad(workdir / "launchpad", f"linux-image-{arch.ubuntu_release}-dbgsym", arch.ubuntu_pkg_version,
+                       arch.launchpad_ddeb.read_bytes(), series="quantal")
+    with lp, bring_up_hosts(specs=[_ubuntu_spec(arch), _fedora_spec(arch), _quantal_spec(arch)]) as fleet, \
             archives.serve(arch.root, fleet.gateway, PORT) as url:
         timings.update({f"hosts_{k}": v for k, v in fleet.timings.items()})
         # The Fedora host has this kernel installed but not booted: kernel-core owns /lib/modules/R/build.
@@ -195,10 +207,13 @@ def distro_env(tmp_path_factory):
             host_vars={UBUNTU: {"kernel_release": arch.ubuntu_release},
                        FEDORA: {"kernel_release": arch.fedora_release},
                        QUANTAL: {"kernel_release": arch.ubuntu_release,
-                                 "kernel_devel_ubuntu_old_releases_url": f"{url}/old-releases/ubuntu"}},
+                                 "kernel_devel_ubuntu_old_releases_url": f"{url}/old-releases/ubuntu",
+                                 # the stand-in's kernel has no /proc/version_signature to read it from
+                                 "debuginfo_kernel_package_version": arch.ubuntu_pkg_version,
+                                 "debuginfo_launchpad_api": lp.api}},
         )
         env = DistroEnv(fleet=fleet, inventory=inventory, workdir=workdir, archives=arch,
-                        server=archives.serve.last, timings=timings)  # type: ignore[attr-defined]
+                        server=archives.serve.last, lp=lp, timings=timings)  # type: ignore[attr-defined]
         yield env
         (workdir / "timings.json").write_text(json.dumps(env.timings, indent=2))
         print(f"\ndistro hosts timings: {json.dumps(env.timings)}")
@@ -286,43 +301,84 @@ def test_check_passes_devel_and_debuginfo(distro_env):
         assert env.archives.build_id in by["debuginfo.vmlinux"]["evidence"], by["debuginfo.vmlinux"]
 
 
-EOL_PLAY = """\
-- name: The roles' end-of-life repository step, alone (this host's Python 2.7 has no apt bindings)
+def test_python27_host_converges_through_apt_get(distro_env):
+    """Ubuntu 12.10 through Python 2.7, which has no apt bindings (the apt module cannot run there):
+    site.yml rewrites the sources to old-releases, installs the headers and systemtap from the signed
+    stand-in with apt-get, the Launchpad .ddeb with dpkg -i after its SHA-256 matched, sets up stap
+    access; a second run changes nothing."""
+    env, arch, fl = distro_env, distro_env.archives, distro_env.fleet
+    assert fl.ssh(QUANTAL, "python2.7", "-c", "import apt_pkg", check=False).returncode != 0
+    p = timed(env, "quantal_converge", "site.yml", "-l", QUANTAL)
+    assert p.returncode == 0, p.stdout[-8000:] + p.stderr[-2000:]
+    assert recap(p.stdout)[QUANTAL]["failed"] == 0
+    assert "(apt-get install)" in p.stdout and "(dpkg -i, waiting for the dpkg lock)" in p.stdout
+    sources = fl.ssh(QUANTAL, "cat", "/etc/apt/sources.list").stdout
+    old = f"http://{fl.gateway}:{PORT}/old-releases/ubuntu"
+    assert sources.splitlines() == [f"deb {old}/ quantal main restricted", f"deb {old}/ quantal-updates main restricted",
+                                    f"deb {old} quantal-security main restricted"], sources
+    # signed: apt read InRelease and checked it against the trusted.gpg.d key (nothing trusted=yes)
+    assert "/old-releases/ubuntu/dists/quantal/InRelease" in env.server.requests
+    assert "trusted=yes" not in fl.ssh(QUANTAL, "sh", "-c", "cat /etc/apt/sources.list /etc/apt/sources.list.d/* "
+                                                           "2>/dev/null", check=False).stdout
+    R = arch.ubuntu_release
+    q = fl.ssh(QUANTAL, "dpkg-query", "-W", "-f", "${Package} ${Version} ${Status}\n", f"linux-headers-{R}",
+               f"linux-image-{R}-dbgsym", "systemtap")
+    assert q.stdout.count("install ok installed") == 3, q.stdout
+    assert f"linux-image-{R}-dbgsym {arch.ubuntu_pkg_version} " in q.stdout
+    # the .ddeb came from Launchpad's stand-in, after the API named it with its SHA-256
+    assert any("ws.op=getPublishedBinaries" in r for r in env.lp.requests) and env.lp.file_path in env.lp.requests
+    cached = env.workdir / "home/.cache/stapdoctor/ddebs" / env.lp.filename
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == env.lp.published_sha256
+    assert fl.ssh(QUANTAL, "test", "-L", f"/lib/modules/{R}/build").returncode == 0
+    assert {"stapusr", "stapdev"} <= set(fl.ssh(QUANTAL, "id", "-nG", "alice").stdout.split())
+    again = timed(env, "quantal_second_run", "site.yml", "-l", QUANTAL)
+    assert again.returncode == 0 and recap(again.stdout)[QUANTAL]["changed"] == 0, again.stdout[-5000:]
+
+
+APT_INSTALL_PLAY = """\
+- name: The roles' apt install step, alone
   hosts: {host}
+  gather_facts: false
   become: true
   tasks:
-    - name: Point an end-of-life release at its archive
-      ansible.builtin.include_role:
-        name: kernel_devel
-        tasks_from: eol_repos.yml
+{includes}
+"""
+APT_INCLUDE = """\
+    - name: Install {packages}
+      ansible.builtin.include_tasks: {tasks}
       vars:
-        eol_repos_platform: "{{{{ kernel_devel_platform }}}}"
+        apt_install_packages: {packages}
+        apt_install_update_cache: true
+        apt_install_cache_valid_time: 3600
+        apt_install_lock_timeout: 30
 """
 
 
-def test_python27_host_old_releases_and_access(distro_env):
-    """Ubuntu 12.10 through Python 2.7: the old-releases rewrite and stap_access run for real, twice.
+def _apt_install_play(env, name: str, *package_lists: list[str]) -> Path:
+    play = env.workdir / f"{name}.yml"
+    play.write_text(APT_INSTALL_PLAY.format(host=QUANTAL, includes="".join(
+        APT_INCLUDE.format(packages=json.dumps(pkgs), tasks=PLAYBOOKS / "tasks/apt_install.yml")
+        for pkgs in package_lists)))
+    return play
 
-    Not covered here: the apt installs (headers, the Launchpad .ddeb), because Ansible's apt module
-    needs python-apt for the target's Python, and Debian 11 has none for Python 2.7 (12.10 had it).
-    """
-    env = distro_env
-    play = env.workdir / "eol-repos.yml"
-    play.write_text(EOL_PLAY.format(host=QUANTAL))
-    p = timed(env, "quantal_eol", str(play))
-    assert p.returncode == 0, p.stdout[-5000:]
-    assert recap(p.stdout)[QUANTAL]["changed"] == 1
-    sources = env.fleet.ssh(QUANTAL, "cat", "/etc/apt/sources.list").stdout
-    old = f"http://{env.fleet.gateway}:{PORT}/old-releases/ubuntu"
-    assert sources.splitlines() == [f"deb {old}/ quantal main restricted", f"deb {old}/ quantal-updates main restricted",
-                                    f"deb {old} quantal-security main restricted"], sources
-    again = env.playbook(str(play))
-    assert again.returncode == 0 and recap(again.stdout)[QUANTAL]["changed"] == 0, again.stdout[-3000:]
-    p = timed(env, "quantal_access", "site.yml", "--tags", "stap_access", "-l", QUANTAL)
-    assert p.returncode == 0, p.stdout[-5000:]
-    assert {"stapusr", "stapdev"} <= set(env.fleet.ssh(QUANTAL, "id", "-nG", "alice").stdout.split())
-    again = env.playbook("site.yml", "--tags", "stap_access", "-l", QUANTAL)
-    assert again.returncode == 0 and recap(again.stdout)[QUANTAL]["changed"] == 0, again.stdout[-3000:]
+
+def test_apt_get_fallback_check_mode_and_errors(distro_env):
+    """The apt-get path (after the converge): --check reports what it would install and installs
+    nothing; an unknown package and a version pin fail with a clear message."""
+    env, R = distro_env, distro_env.archives.ubuntu_release
+    missing = "stapdoctor-no-such-package"
+    play = _apt_install_play(env, "apt-check", [f"linux-headers-{R}", "systemtap"], [missing])
+    p = env.playbook(str(play), "--check")
+    assert p.returncode == 0, p.stdout[-4000:]
+    assert recap(p.stdout)[QUANTAL]["changed"] == 1, p.stdout[-4000:]  # only the missing one
+    assert f"would install {missing}" in p.stdout
+    assert env.fleet.ssh(QUANTAL, "dpkg-query", "-W", missing, check=False).returncode != 0
+    p = env.playbook(str(_apt_install_play(env, "apt-missing", [missing])))
+    assert p.returncode != 0
+    assert f"apt-get could not install {missing}" in p.stdout and "Unable to locate package" in p.stdout, \
+        p.stdout[-4000:]
+    p = env.playbook(str(_apt_install_play(env, "apt-pin", ["systemtap=5.0.2-1ubuntu1"])))
+    assert p.returncode != 0 and "must be plain package names" in p.stdout, p.stdout[-4000:]
 
 
 # Stand-in for stap on the Python-2.7 host (POSIX sh: tests/unit/profiler_run/fake_stap.py needs Python 3,
@@ -389,8 +445,8 @@ def test_profile_on_the_python27_host_with_stap_alone(distro_env, tmp_path):
 
 
 def test_stapdoctor_fleet_shows_the_python27_host(distro_env):
-    """`stapdoctor fleet` itself (check.yml + the checks here) on the Python-2.7 host: it is not ready
-    (no headers: see the module docstring), and the table says so instead of failing to collect."""
+    """`stapdoctor fleet` itself (check.yml + the checks here) on the Python-2.7 host, after site.yml
+    converged it: the headers from old-releases and the Launchpad vmlinux pass devel and debuginfo."""
     env = distro_env
     t0 = time.monotonic()
     p = subprocess.run([str(VENV_BIN / "stapdoctor"), "fleet", "-i", str(env.inventory), "-l", QUANTAL, "--json"],
