@@ -305,7 +305,7 @@ def test_python27_host_converges_through_apt_get(distro_env):
     """Ubuntu 12.10 through Python 2.7, which has no apt bindings (the apt module cannot run there):
     site.yml rewrites the sources to old-releases, installs the headers and systemtap from the signed
     stand-in with apt-get, the Launchpad .ddeb with dpkg -i after its SHA-256 matched, sets up stap
-    access; a second run changes nothing."""
+    access; a second run, and a --check run, change nothing."""
     env, arch, fl = distro_env, distro_env.archives, distro_env.fleet
     assert fl.ssh(QUANTAL, "python2.7", "-c", "import apt_pkg", check=False).returncode != 0
     p = timed(env, "quantal_converge", "site.yml", "-l", QUANTAL)
@@ -334,6 +334,9 @@ def test_python27_host_converges_through_apt_get(distro_env):
     assert {"stapusr", "stapdev"} <= set(fl.ssh(QUANTAL, "id", "-nG", "alice").stdout.split())
     again = timed(env, "quantal_second_run", "site.yml", "-l", QUANTAL)
     assert again.returncode == 0 and recap(again.stdout)[QUANTAL]["changed"] == 0, again.stdout[-5000:]
+    # and --check agrees (dpkg-query and Launchpad's answer are read under --check too)
+    check = timed(env, "quantal_check_mode", "site.yml", "--check", "-l", QUANTAL)
+    assert check.returncode == 0 and recap(check.stdout)[QUANTAL]["changed"] == 0, check.stdout[-5000:]
 
 
 APT_INSTALL_PLAY = """\
