@@ -392,6 +392,72 @@ def test_apt_get_fallback_check_mode_and_errors(distro_env):
     assert p.returncode != 0 and "apt_install_method must be auto, module or apt-get" in p.stdout, p.stdout[-3000:]
 
 
+# Holds dpkg's locks as another apt or dpkg would (the frontend lock, and the database lock that every
+# dpkg takes), then notes when it let go.
+LOCK_HOLDER = """\
+import fcntl, sys, time
+locks = [open(p, 'w') for p in ('/var/lib/dpkg/lock-frontend', '/var/lib/dpkg/lock')]
+for f in locks:
+    fcntl.lockf(f, fcntl.LOCK_EX)
+open('/run/stapdoctor-test-locked', 'w').close()
+time.sleep(float(sys.argv[1]))
+open('/run/stapdoctor-test-released', 'w').write('%d' % time.time())
+for f in locks:
+    f.close()
+"""
+APT_DEB_PLAY = """\
+- name: The roles' .deb install step, alone
+  hosts: {host}
+  gather_facts: false
+  become: true
+  tasks:
+    - name: Install the .deb
+      ansible.builtin.include_tasks: {tasks}
+      vars:
+        apt_install_deb: {deb}
+        apt_install_lock_timeout: 30
+"""
+
+
+def _hold_dpkg_lock(fl, seconds: int) -> None:
+    fl.ssh(QUANTAL, "rm", "-f", "/run/stapdoctor-test-locked", "/run/stapdoctor-test-released")
+    fl.ssh(QUANTAL, "sh", "-c", 'setsid python2.7 -c "$1" "$2" </dev/null >/dev/null 2>&1 &', "sh", LOCK_HOLDER,
+           str(seconds))
+    fl.ssh(QUANTAL, "sh", "-c", "for i in $(seq 50); do [ -e /run/stapdoctor-test-locked ] && exit 0; sleep 0.1; done;"
+           " exit 1")
+
+
+def _installed_after_release(fl, package: str) -> bool:
+    """dpkg wrote the package's file list no earlier than the second the lock holder let go."""
+    released = int(fl.ssh(QUANTAL, "cat", "/run/stapdoctor-test-released").stdout)
+    listed = int(fl.ssh(QUANTAL, "stat", "-c", "%Y", f"/var/lib/dpkg/info/{package}.list").stdout)
+    return listed >= released
+
+
+def test_apt_get_fallback_waits_for_the_dpkg_lock(distro_env):
+    """Another apt holds the lock: apt-get waits (DPkg::Lock::Timeout) and dpkg -i is retried, within
+    the lock timeout, instead of failing at once."""
+    env, fl, R = distro_env, distro_env.fleet, distro_env.archives.ubuntu_release
+    headers = f"linux-headers-{R}"
+    fl.ssh(QUANTAL, "dpkg", "-r", headers)
+    _hold_dpkg_lock(fl, 6)
+    p = env.playbook(str(_apt_install_play(env, "apt-locked", [headers])))
+    assert p.returncode == 0, p.stdout[-4000:]
+    assert f"Install with apt-get install {headers}" in p.stdout and _installed_after_release(fl, headers)
+    deb = f"/var/cache/apt/archives/{env.lp.filename[:-len('.ddeb')]}.deb"
+    dbgsym = f"linux-image-{R}-dbgsym"
+    fl.ssh(QUANTAL, "dpkg", "-r", dbgsym)
+    play = env.workdir / "deb-locked.yml"
+    play.write_text(APT_DEB_PLAY.format(host=QUANTAL, tasks=PLAYBOOKS / "tasks/apt_install.yml", deb=deb))
+    _hold_dpkg_lock(fl, 6)
+    p = env.playbook(str(play))
+    assert p.returncode == 0, p.stdout[-4000:]
+    assert "FAILED - RETRYING" in p.stdout, p.stdout[-4000:]  # dpkg found the lock held, and was retried
+    assert _installed_after_release(fl, dbgsym)
+    q = fl.ssh(QUANTAL, "dpkg-query", "-W", "-f", "${Status}\n", headers, dbgsym)
+    assert q.stdout.count("install ok installed") == 2, q.stdout
+
+
 # Stand-in for stap on the Python-2.7 host (POSIX sh: tests/unit/profiler_run/fake_stap.py needs Python 3,
 # which this host has not). It logs its argv and the script it was given, waits out -G duration_ms like
 # the script's timer, and writes to -o what profile-symbolised.stp prints: print_ustack frame lines
