@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -387,7 +388,8 @@ def test_apt_get_fallback_check_mode_and_errors(distro_env):
     # apt_install_method=apt-get takes that path on a host whose Python has the bindings, too
     noble = _apt_install_play(env, "apt-noble", [missing], host=UBUNTU)
     p = env.playbook(str(noble), "--check", "-e", "apt_install_method=apt-get")
-    assert p.returncode == 0 and f"would install {missing}" in p.stdout, p.stdout[-4000:]
+    assert p.returncode == 0 and re.search(f"would (read the package lists, )?install {missing}", p.stdout), \
+        p.stdout[-4000:]
     p = env.playbook(str(noble), "--check", "-e", "apt_install_method=yum")
     assert p.returncode != 0 and "apt_install_method must be auto, module or apt-get" in p.stdout, p.stdout[-3000:]
 
