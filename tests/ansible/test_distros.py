@@ -22,6 +22,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -395,14 +396,16 @@ def test_apt_get_fallback_check_mode_and_errors(distro_env):
 
 
 # Holds dpkg's locks as another apt or dpkg would (the frontend lock, and the database lock that every
-# dpkg takes), then notes when it let go.
+# dpkg takes) until the test tells it to let go (or 120 s), then notes when it did.
 LOCK_HOLDER = """\
-import fcntl, sys, time
+import fcntl, os, time
 locks = [open(p, 'w') for p in ('/var/lib/dpkg/lock-frontend', '/var/lib/dpkg/lock')]
 for f in locks:
     fcntl.lockf(f, fcntl.LOCK_EX)
 open('/run/stapdoctor-test-locked', 'w').close()
-time.sleep(float(sys.argv[1]))
+deadline = time.time() + 120
+while not os.path.exists('/run/stapdoctor-test-release') and time.time() < deadline:
+    time.sleep(0.1)
 open('/run/stapdoctor-test-released', 'w').write('%d' % time.time())
 for f in locks:
     f.close()
@@ -421,12 +424,32 @@ APT_DEB_PLAY = """\
 """
 
 
-def _hold_dpkg_lock(fl, seconds: int) -> None:
-    fl.ssh(QUANTAL, "rm", "-f", "/run/stapdoctor-test-locked", "/run/stapdoctor-test-released")
-    fl.ssh(QUANTAL, "sh", "-c", 'setsid python2.7 -c "$1" "$2" </dev/null >/dev/null 2>&1 &', "sh", LOCK_HOLDER,
-           str(seconds))
+def _hold_dpkg_lock(fl) -> None:
+    fl.ssh(QUANTAL, "rm", "-f", "/run/stapdoctor-test-locked", "/run/stapdoctor-test-release",
+           "/run/stapdoctor-test-released")
+    fl.ssh(QUANTAL, "sh", "-c", 'setsid python2.7 -c "$1" </dev/null >/dev/null 2>&1 &', "sh", LOCK_HOLDER)
     fl.ssh(QUANTAL, "sh", "-c", "for i in $(seq 50); do [ -e /run/stapdoctor-test-locked ] && exit 0; sleep 0.1; done;"
            " exit 1")
+
+
+def _play_while_locked(env, play: Path, blocked) -> subprocess.CompletedProcess:
+    """Run the play while the lock is held; let go once blocked(output so far) says the install is
+    waiting for it (or after 90 s, which the assertions then catch)."""
+    argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(env.inventory), str(play)]
+    proc = subprocess.Popen(argv, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=PLAYBOOKS,
+                            env=dict(env._env(), PYTHONUNBUFFERED="1"))
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    deadline = time.monotonic() + 90
+    try:
+        while proc.poll() is None and time.monotonic() < deadline and not blocked("".join(out)):
+            time.sleep(0.5)
+    finally:
+        env.fleet.ssh(QUANTAL, "touch", "/run/stapdoctor-test-release")
+    rc = proc.wait(timeout=300)
+    reader.join(30)
+    return subprocess.CompletedProcess(argv, rc, "".join(out), "")
 
 
 def _installed_after_release(fl, package: str) -> bool:
@@ -436,14 +459,21 @@ def _installed_after_release(fl, package: str) -> bool:
     return listed >= released
 
 
+def _apt_get_waiting(fl) -> bool:
+    return fl.ssh(QUANTAL, "pgrep", "-x", "apt-get", check=False).returncode == 0
+
+
 def test_apt_get_fallback_waits_for_the_dpkg_lock(distro_env):
     """Another apt holds the lock: apt-get waits (DPkg::Lock::Timeout) and dpkg -i is retried, within
     the lock timeout, instead of failing at once."""
     env, fl, R = distro_env, distro_env.fleet, distro_env.archives.ubuntu_release
     headers = f"linux-headers-{R}"
     fl.ssh(QUANTAL, "dpkg", "-r", headers)
-    _hold_dpkg_lock(fl, 6)
-    p = env.playbook(str(_apt_install_play(env, "apt-locked", [headers])))
+    _hold_dpkg_lock(fl)
+    play = _apt_install_play(env, "apt-locked", [headers])
+    # let go once apt-get runs (it cannot get the lock), after a moment to find it held
+    p = _play_while_locked(env, play, lambda out: "Install with apt-get install" in out and _apt_get_waiting(fl)
+                           and not time.sleep(2))
     assert p.returncode == 0, p.stdout[-4000:]
     assert f"Install with apt-get install {headers}" in p.stdout and _installed_after_release(fl, headers)
     deb = f"/var/cache/apt/archives/{env.lp.filename[:-len('.ddeb')]}.deb"
@@ -451,8 +481,8 @@ def test_apt_get_fallback_waits_for_the_dpkg_lock(distro_env):
     fl.ssh(QUANTAL, "dpkg", "-r", dbgsym)
     play = env.workdir / "deb-locked.yml"
     play.write_text(APT_DEB_PLAY.format(host=QUANTAL, tasks=PLAYBOOKS / "tasks/apt_install.yml", deb=deb))
-    _hold_dpkg_lock(fl, 6)
-    p = env.playbook(str(play))
+    _hold_dpkg_lock(fl)
+    p = _play_while_locked(env, play, lambda out: "FAILED - RETRYING" in out)
     assert p.returncode == 0, p.stdout[-4000:]
     assert "FAILED - RETRYING" in p.stdout, p.stdout[-4000:]  # dpkg found the lock held, and was retried
     assert _installed_after_release(fl, dbgsym)
