@@ -7,6 +7,10 @@ reachable. This module builds, from a throwaway GnuPG key:
 * an apt archive shaped like archive.ubuntu.com (``ubuntu/``) holding ``linux-headers-R`` and
   ``ubuntu-dbgsym-keyring`` (carrying the test key), and one like ddebs.ubuntu.com (``ddebs/``) holding
   ``linux-image-unsigned-R-dbgsym`` as a ``.ddeb``, both made and signed by reprepro;
+* one like old-releases.ubuntu.com (``old-releases/ubuntu/``, suites quantal, quantal-updates and
+  quantal-security, as the roles rewrite a 12.10 host's sources.list) holding ``linux-headers-R`` and
+  ``systemtap``, and, outside the served tree, the ``linux-image-R-dbgsym`` .ddeb that Launchpad serves
+  for 12.10 (:mod:`stapdoctor.testing.launchpad` stands in for it);
 * a dnf repository tree shaped like the Fedora archive (``fedora/linux/releases/N/Everything/x86_64/
   {os,debug/tree}``, ``updates/N/...``) of rpms built by rpmbuild, signed by rpmsign, indexed by
   createrepo_c, under Fedora's names (``kernel``, ``kernel-core``, ``kernel-devel``,
@@ -43,7 +47,7 @@ from stapdoctor.doctor import elfinfo
 
 CACHE_DIR = Path(os.environ.get("STAPDOCTOR_ARCHIVES_CACHE", "/var/cache/stapdoctor/archives"))
 # Bump when what is built changes, so cached archives are rebuilt.
-_FORMAT = "3"
+_FORMAT = "4"
 KEY_UID = "stapdoctor test archive signing key <archive@stapdoctor.invalid>"
 UBUNTU_COMPONENTS = ("main", "restricted", "universe", "multiverse")
 
@@ -99,6 +103,9 @@ class Archives:
     fedora_release: str
     fedora_version: str
     build_id: str
+    ubuntu_pkg_version: str
+    # Ubuntu 12.10's debug symbols as Launchpad publishes them (not in any apt archive)
+    launchpad_ddeb: Path
 
 
 # -- pieces ---------------------------------------------------------------------------------------
@@ -382,10 +389,11 @@ def _build(dest: Path, ident: KernelIdentity, fedora: str) -> Archives:
 
     # Ubuntu: linux-headers-R and ubuntu-dbgsym-keyring in the archive, the -dbgsym .ddeb in ddebs.
     R = ident.running_release
+    version = f"{R.split('-')[0]}-1.1"  # Ubuntu's <upstream>-<abi>.<upload> (6.18.44-1.1)
     hdr = work / "ubuntu-headers"
     _headers_tree(hdr, ident, R, notes=False)
     debs = [
-        _deb(work, f"linux-headers-{R}", "6.18.44-1.1", {f"/usr/src/linux-headers-{R}": hdr},
+        _deb(work, f"linux-headers-{R}", version, {f"/usr/src/linux-headers-{R}": hdr},
              links={f"/lib/modules/{R}/build": f"/usr/src/linux-headers-{R}"},
              description=f"Linux kernel headers for version {R} (test stand-in)", section="kernel"),
         _deb(work, "ubuntu-dbgsym-keyring", "2021.03.26",
@@ -397,17 +405,31 @@ def _build(dest: Path, ident: KernelIdentity, fedora: str) -> Archives:
               "/usr/bin/staprun": "#!/bin/sh\necho 'staprun (test stand-in)' >&2\nexit 1\n"},
              description="instrumentation system for Linux (test stand-in: stap answers -V)"),
     ]
-    ddeb_deb = _deb(work, f"linux-image-unsigned-{R}-dbgsym", "6.18.44-1.1",
+    ddeb_deb = _deb(work, f"linux-image-unsigned-{R}-dbgsym", version,
                     {f"/usr/lib/debug/boot/vmlinux-{R}": vmlinux},
                     description=f"Linux kernel debug image for version {R} (test stand-in)", section="devel")
     ddeb = ddeb_deb.with_suffix(".ddeb")
     ddeb_deb.rename(ddeb)
+    # 12.10 and older name it linux-image-R-dbgsym (no -unsigned); Launchpad has it, ddebs no longer.
+    lp_deb = _deb(work, f"linux-image-{R}-dbgsym", version, {f"/usr/lib/debug/boot/vmlinux-{R}": vmlinux},
+                  description=f"Linux kernel debug image for version {R} (test stand-in)", section="devel")
+    (dest / "launchpad").mkdir()
+    lp_ddeb = dest / "launchpad" / lp_deb.with_suffix(".ddeb").name
+    shutil.move(lp_deb, lp_ddeb)
     ubuntu = www / "ubuntu"
     _reprepro(ubuntu, fpr, ["noble"], ("main",), origin="Ubuntu")
     for d in debs:
         _reprepro_cmd(ubuntu, gnupg, "includedeb", "noble", d)
     _ddebs_archive(www / "ddebs", gnupg, fpr, {"noble": [ddeb], "noble-updates": [], "noble-proposed": []})
-    for base in (ubuntu,):
+    # old-releases: what a 12.10 host's rewritten sources.list reads (headers, systemtap)
+    old = www / "old-releases/ubuntu"
+    _reprepro(old, fpr, ["quantal", "quantal-updates", "quantal-security"], ("main", "restricted"), origin="Ubuntu")
+    for d in debs:
+        if not d.name.startswith("ubuntu-dbgsym-keyring"):
+            _reprepro_cmd(old, gnupg, "includedeb", "quantal", d)
+    for suite in ("quantal-updates", "quantal-security"):  # empty, but signed: apt reads all three
+        _reprepro_cmd(old, gnupg, "export", suite)
+    for base in (ubuntu, old):
         for d in ("conf", "db"):
             shutil.rmtree(base / d, ignore_errors=True)
 
@@ -431,9 +453,9 @@ def _build(dest: Path, ident: KernelIdentity, fedora: str) -> Archives:
     (www / "RPM-GPG-KEY-stapdoctor-test").write_text(armored)
     shutil.rmtree(work)
     info = dict(key_id=fpr, ubuntu_release=R, fedora_release=ident.fedora_release(fedora), fedora_version=fedora,
-                build_id=build_id)
-    (dest / "archives.json").write_text(json.dumps(info, indent=1))
-    return Archives(root=www, key_armored=armored, key_binary=binary, **info)
+                build_id=build_id, ubuntu_pkg_version=version)
+    (dest / "archives.json").write_text(json.dumps(dict(info, launchpad_ddeb=lp_ddeb.name), indent=1))
+    return Archives(root=www, key_armored=armored, key_binary=binary, launchpad_ddeb=lp_ddeb, **info)
 
 
 def cache_key(ident: KernelIdentity, fedora: str) -> str:
@@ -458,6 +480,7 @@ def build_archives(ident: KernelIdentity | None = None, fedora: str = "40", cach
             _build(dest, ident, fedora)
             marker.write_text(json.dumps({"seconds": round(time.monotonic() - started, 1)}))
     info = json.loads((dest / "archives.json").read_text())
+    info["launchpad_ddeb"] = dest / "launchpad" / info["launchpad_ddeb"]
     return Archives(root=dest / "www", key_armored=(dest / "www/RPM-GPG-KEY-stapdoctor-test").read_text(),
                     key_binary=dest / "key.gpg", **info)
 

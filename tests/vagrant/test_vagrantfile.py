@@ -202,6 +202,8 @@ def test_inventory_variables(vagrant_inventory):
     quantal = hostvars["quantal"]
     assert quantal["ansible_python_interpreter"] == "/usr/bin/python2.7"
     assert quantal["systemtap_install"] == "build"
+    # the apt-get / dpkg path tests/ansible/test_distros.py proves on its 12.10 stand-in
+    assert quantal["apt_install_method"] == "apt-get"
     assert quantal["ansible_ssh_common_args"] == " ".join(LEGACY_SSH)
     # The role picks the systemtap ref from the knowledge table (release-4.9 for 3.5 + gcc 4.7).
     assert "systemtap_ref" not in quantal
@@ -211,6 +213,7 @@ def test_inventory_variables(vagrant_inventory):
     for name in ("fedora", "bookworm"):
         assert hostvars[name]["ansible_python_interpreter"] == "/usr/bin/python3"
         assert "systemtap_install" not in hostvars[name]  # the role decides from the knowledge
+        assert "apt_install_method" not in hostvars[name]  # detected (the apt module there)
 
 
 # --- the after-up checks: same inventory, same commands an operator would run -------------------
