@@ -149,8 +149,16 @@ _X = rb"0x[0-9a-fA-F]+"
 #: "+0x" (then the name is "[module+offset]" from that part).  A record is b"\x01" + the rest.
 _N_ADDR = re.compile(rb"\n[ \t]*" + _X + rb" : (?=[!-~])(?!\+|\(inexact\))(?:(?!0x)|(?=" + _X
                      + rb" \[(?!\+)(?=[^\n\[]*+\n)(?=[^\n]+?\+0x)))")
-#: a symbol's "+0xOFF/0xSIZE [" before the last "[" of its line: parse_frame strips it whole.
-_N_OFFSET = re.compile(rb"\+" + _X + rb"/" + _X + rb" \[(?=[^\n\[]*+\n)")
+#: a symbol's "+0xOFF/0xSIZE [": parse_frame strips it whole when it is before the last "[" of its line.
+#: That condition is not in the pattern (checking it at each match cost a fifth of the run where every
+#: frame line differs); a record where it may not hold is found afterwards, among the lines the cache
+#: does not know (see _damaged).
+_N_OFFSET = re.compile(rb"\+" + _X + rb"/" + _X + rb" \[")
+_OFFSET0 = b"+0x0/0x0 ["
+#: an unresolved record, "\x01" + "0xADDR [PATH+0xOFF/0xSIZE]" with no "[", "]" nor "+" in PATH: its name,
+#: "[basename(PATH)+0xOFF]", differs from line to line, so the cache cannot help and these lines are named
+#: in one pass over the chunk instead of one Python call each (see _Frames.prefill)
+_N_UNRESOLVED = re.compile(rb"\n(\x010x[0-9a-fA-F]+ \[([^\n\[\]+]+)\+(0x[0-9a-fA-F]+)/0x[0-9a-fA-F]+\])(?=\n)")
 #: a line that is not a record but holds "+0x" (_N_OFFSET must not touch it)
 _N_RISKY = re.compile(rb"\n[^\x01\n][^\n]*?\+0x")
 _CHUNK = 1 << 18
@@ -202,11 +210,21 @@ def _chunks(lines) -> Iterable[bytes]:
 
 
 def _rewrite(chunk: bytes) -> bytes:
-    """The chunk with its common frame lines as records (see the comment above)."""
+    """The chunk with its common frame lines as records (see the comment above); every line stays
+    where it was (a damaged record's line is read from the chunk as it was)."""
     chunk = _N_ADDR.sub(b"\n\x01", chunk)
     if _N_RISKY.search(chunk) is None:
-        chunk = _N_OFFSET.sub(b"+0x0/0x0 [", chunk)
+        chunk = _N_OFFSET.sub(_OFFSET0, chunk)
     return chunk
+
+
+def _damaged(record: bytes) -> bool:
+    """True for a record in which _N_OFFSET may have rewritten more than the frame's own offset: a "["
+    follows its first "+0x0/0x0 [" (a name holding "+0x1/0x2 [", a module path holding "[").  Lines
+    with different names can give such a record, so it is never cached and never parsed: its line is
+    parsed as it was.  Every other record has one rewrite, at the last "[" of its line."""
+    k = record.find(_OFFSET0)
+    return k >= 0 and record.find(b"[", k + len(_OFFSET0)) >= 0
 
 
 class _Frames:
@@ -216,6 +234,26 @@ class _Frames:
     def __init__(self) -> None:
         self.cache: dict[bytes, int] = {}
         self.pair_id: dict[tuple[str, str], int] = {}
+        #: PATH of an unresolved record -> its module's name (see prefill)
+        self.unresolved_module: dict[bytes, str] = {}
+
+    def prefill(self, chunk: bytes) -> None:
+        """Put the chunk's unresolved records (see _N_UNRESOLVED) in the cache, named as parse_frame
+        names them, so the lookup finds them: where every sampled PC differs, 4% of frames are such
+        lines, and one call of parse each was a tenth of the run."""
+        if len(self.cache) >= _CACHE_LIMIT:
+            self.cache.clear()
+            self.unresolved_module.clear()
+        cache = self.cache
+        pair_id = self.pair_id
+        module_of = self.unresolved_module
+        for rec, path, off in _N_UNRESOLVED.findall(chunk):
+            m = module_of.get(path)
+            if m is None:
+                m = module_of[path] = clean_name(_module_basename(_decode(path)))
+            if m:  # else (a path of slashes) parse decides
+                pair = (f"[{m}+{off.decode()}]", m)
+                cache[rec] = pair_id.setdefault(pair, len(pair_id))
 
     def parse(self, line: bytes) -> int:
         if line[:1] == b"\x01":
@@ -274,10 +312,13 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
         # is found by list.index, the frames before it are added to the stack by a slice.  A chunk
         # with \x01 bytes of its own is never rewritten and is read line by line.
         own_x01 = b"\x01" in chunk
+        original = chunk
+        original_text = None  # its lines, split when a damaged record needs one
         if not own_x01:
             some = chunk[:_SAMPLE].split(b"\n")
             if len(set(some)) > 0.9 * len(some):
                 chunk = _rewrite(chunk)
+                frames.prefill(chunk)
         text = chunk.split(b"\n")
         end = len(text) - 1  # text[0] and text[end] are the empty ends of "\n...\n"
         ids = [None] * len(text) if own_x01 else list(map(cache_get, text))
@@ -298,7 +339,16 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
             s = line.strip()
             if not s:
                 continue  # a blank line ends nothing (see the docstring)
-            if (line[:1] == b"\x01" and not own_x01) or _looks_like_frame(s):
+            if line[:1] == b"\x01" and not own_x01:  # a record
+                if not pending:
+                    pending_line = lineno + j
+                if _damaged(line):
+                    if original_text is None:
+                        original_text = original.split(b"\n")
+                    line = original_text[j]
+                pending.append(frames.parse(line))
+                continue
+            if _looks_like_frame(s):
                 if not pending:
                     pending_line = lineno + j
                 pending.append(frames.parse(line))
