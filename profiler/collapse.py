@@ -249,20 +249,25 @@ class _Frames:
             m = self.module_of[path] = clean_name(_module_basename(_decode(path))) if path else ""
         return m
 
-    def prefill(self, chunk: bytes) -> None:
+    def prefill(self, chunk: bytes) -> list[bytes]:
         """Put the chunk's unresolved records (see _N_UNRESOLVED) in the cache, named as parse_frame
         names them, so the lookup finds them: where every sampled PC differs, 4% of frames are such
-        lines, and one call of parse each was a tenth of the run."""
+        lines, and one call of parse each was a tenth of the run.  Returns them: they hardly repeat,
+        and the caller takes them out again after the chunk's lookup (a cache six times larger made
+        every lookup slower)."""
         if len(self.cache) >= _CACHE_LIMIT:
             self.cache.clear()
         cache = self.cache
         pair_id = self.pair_id
         module = self._module
+        added = []
         for rec, path, off in _N_UNRESOLVED.findall(chunk):
             m = module(path)
             if m:  # else (a path of slashes) parse decides
                 pair = (f"[{m}+{off.decode()}]", m)
                 cache[rec] = pair_id.setdefault(pair, len(pair_id))
+                added.append(rec)
+        return added
 
     def parse(self, line: bytes) -> int:
         """The id of a line the cache does not know (a frame line or a record), cached.  The common
@@ -322,6 +327,7 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
         pending.clear()
 
     cache_get = frames.cache.get
+    cache_pop = frames.cache.pop
     for chunk in _chunks(lines):
         # Rewritten when its lines hardly repeat even within the chunk (a few %, where the stacks of
         # one program share callers: a quarter).  Then every line is looked up (in C); a frame line
@@ -331,14 +337,17 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
         own_x01 = b"\x01" in chunk
         original = chunk
         original_text = None  # its lines, split when a damaged record needs one
+        prefilled = ()
         if not own_x01:
             some = chunk[:_SAMPLE].split(b"\n")
             if len(set(some)) > 0.9 * len(some):
                 chunk = _rewrite(chunk)
-                frames.prefill(chunk)
+                prefilled = frames.prefill(chunk)
         text = chunk.split(b"\n")
         end = len(text) - 1  # text[0] and text[end] are the empty ends of "\n...\n"
         ids = [None] * len(text) if own_x01 else list(map(cache_get, text))
+        for rec in prefilled:
+            cache_pop(rec, None)
         i = 1
         while i < end:
             try:
