@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from bisect import bisect_right
-from operator import ne
 import zlib
+from bisect import bisect_right
 from importlib import resources
+from itertools import compress
+from itertools import count as naturals
+from operator import ne
 from typing import IO, Iterable
 
 FRAME_H = 16
@@ -216,9 +218,11 @@ def _layout(
             count = max(count, 0)
         elif count <= 0:
             continue
-        # the frames this stack shares with the previous one (compared in C, not frame by frame)
-        n = min(len(prev), len(stack))
-        i = n if prev[:n] == stack[:n] else list(map(ne, prev[:n], stack[:n])).index(True)
+        # the frames this stack shares with the previous one: the first index where they differ, found
+        # by C iterators that stop there (no slices, no list of comparisons)
+        i = next(compress(naturals(), map(ne, prev, stack)), None)
+        if i is None:
+            i = min(len(prev), len(stack))
         if i < len(open_names):
             close(i, x)
         open_names.extend(stack[i:])
