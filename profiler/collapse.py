@@ -167,7 +167,9 @@ _RESOLVED = re.compile(rb"(?:[ \t]*" + _X + rb" : |\x01)(?!0x)(.+?)\+" + _X + rb
 #: a line that is not a record but holds "+0x" (_N_OFFSET must not touch it)
 _N_RISKY = re.compile(rb"\n[^\x01\n][^\n]*?\+0x")
 _CHUNK = 1 << 18
-#: bytes of a chunk whose repeated lines decide whether it is rewritten
+#: bytes of a chunk whose lines, when most of them are in the cache already, say it is not rewritten
+_PEEK = 1 << 14
+#: bytes of a chunk whose repeated lines decide whether it is rewritten (when the peek did not)
 _SAMPLE = 1 << 16
 #: a count of more digits is taken for garbage (10**18 samples is ~30 years at 1 GHz)
 _MAX_COUNT_DIGITS = 18
@@ -191,7 +193,7 @@ def _chunks(lines) -> Iterable[bytes]:
             if cut < 0:
                 parts.append(data)
                 continue
-            parts.append(data[: cut + 1])
+            parts.append(memoryview(data)[: cut + 1])  # copied once, by the join
             yield b"".join(parts)
             parts = [b"\n" + data[cut + 1 :]]
         rest = b"".join(parts)
@@ -329,21 +331,26 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
 
     cache_get = frames.cache.get
     cache_pop = frames.cache.pop
+    cache_contains = frames.cache.__contains__
     for chunk in _chunks(lines):
-        # Rewritten when its lines hardly repeat even within the chunk (a few %, where the stacks of
-        # one program share callers: a quarter).  Then every line is looked up (in C); a frame line
-        # seen before gives its id, anything else None, and only the Nones cost Python: the next one
-        # is found by list.index, the frames before it are added to the stack by a slice.  A chunk
-        # with \x01 bytes of its own is never rewritten and is read line by line.
+        # Rewritten when its lines are mostly new (a peek at its first lines, looked up in the cache:
+        # where call sites repeat, they are there after the first chunk) and hardly repeat even within
+        # the chunk (a few %, where the stacks of one program share callers: a quarter).  Then every
+        # line is looked up (in C); a frame line seen before gives its id, anything else None, and
+        # only the Nones cost Python: the next one is found by list.index, the frames before it are
+        # added to the stack by a slice.  A chunk with \x01 bytes of its own is never rewritten and
+        # is read line by line.
         own_x01 = b"\x01" in chunk
         original = chunk
         original_text = None  # its lines, split when a damaged record needs one
         prefilled = ()
         if not own_x01:
-            some = chunk[:_SAMPLE].split(b"\n")
-            if len(set(some)) > 0.9 * len(some):
-                chunk = _rewrite(chunk)
-                prefilled = frames.prefill(chunk)
+            peek = chunk[:_PEEK].split(b"\n")
+            if sum(map(cache_contains, peek)) * 2 < len(peek):
+                some = chunk[:_SAMPLE].split(b"\n")
+                if len(set(some)) > 0.9 * len(some):
+                    chunk = _rewrite(chunk)
+                    prefilled = frames.prefill(chunk)
         text = chunk.split(b"\n")
         end = len(text) - 1  # text[0] and text[end] are the empty ends of "\n...\n"
         ids = [None] * len(text) if own_x01 else list(map(cache_get, text))
