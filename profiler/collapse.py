@@ -21,7 +21,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Iterable
+from typing import Collection, Iterable
 
 #: How many stap messages / skipped lines are kept verbatim (the rest are only counted).
 _KEEP_MESSAGES = 200
@@ -412,7 +412,7 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
 
     if pending:
         end_without_count(0)
-    _finish(result, counts, frames.pair_id, demangle)
+    _finish(result, counts, frames.pair_id, demangle, all_used=not cut_short and not bad_counts)
     if cut_short:
         result.problems.append(
             f"{cut_short} stack(s) had no count line and were dropped (output cut short, or text in the "
@@ -434,16 +434,20 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
 
 
 def _finish(result: Collapsed, counts: dict[tuple[int, ...], int], pair_id: dict[tuple[str, str], int],
-            demangle: bool) -> None:
-    """Stacks of pair ids (leaf first) -> tuples of frame keys, root first."""
-    used = set(itertools.chain.from_iterable(counts))
-    # only frames of stacks kept: a dropped stack's main must not make another main ambiguous
-    key_of, result.modules, result.names = frame_keys({p for p, i in pair_id.items() if i in used}, demangle,
-                                                      result.problems)
-    keys = [""] * len(pair_id)
-    for p, i in pair_id.items():
-        if i in used:
-            keys[i] = key_of[p]
+            demangle: bool, all_used: bool = False) -> None:
+    """Stacks of pair ids (leaf first) -> tuples of frame keys, root first.
+
+    ``all_used``: no stack was dropped, so every pair is in a kept stack and the set of the pairs
+    used (one lookup per frame of every stack) is not needed."""
+    if all_used:
+        frames: Collection[tuple[str, str]] = pair_id.keys()
+    else:
+        used = set(itertools.chain.from_iterable(counts))
+        # only frames of stacks kept: a dropped stack's main must not make another main ambiguous
+        frames = [p for p, i in pair_id.items() if i in used]
+    key_of, result.modules, result.names = frame_keys(frames, demangle, result.problems)
+    # ids are 0, 1, ... in pair_id's order; a pair of no kept stack has no key and is never looked up
+    keys = list(map(key_of.get, pair_id))
     stacks = result.stacks
     for k, c in counts.items():
         # itemgetter(*ids) picks a stack's keys into a tuple in one call (a frame each: 700k here)
@@ -451,7 +455,7 @@ def _finish(result: Collapsed, counts: dict[tuple[int, ...], int], pair_id: dict
         stacks[key] = stacks.get(key, 0) + c
 
 
-def frame_keys(frames: set[tuple[str, str]], demangle: bool, problems: list[str]):
+def frame_keys(frames: Collection[tuple[str, str]], demangle: bool, problems: list[str]):
     """(name, module) pairs -> ({pair: frame key}, {key: module}, {key: name where it differs}).
 
     A frame's key is its (demangled) name; a name found in two modules (nginx's and qemu's ``main``)
