@@ -222,3 +222,13 @@ def test_a_rewrite_that_may_change_a_name_is_undone_for_that_line():
     got = {tuple((c.names.get(f, f), c.modules.get(f, "")) for f in k): v for k, v in c.stacks.items()}
     assert got == _reference(data)
     assert {f for k in c.stacks for f in k} >= {"a+0x0/0x20 [b", "a+0x2/0x20 [b", "f<[u8; 4]>+0x1/0x40 [/opt/x"}
+
+
+def test_a_dropped_stack_makes_no_name_ambiguous():
+    """Only the frames of kept stacks decide which names need their module in the key."""
+    data = (b" 0x4005f4 : main+0x1c/0x30 [/opt/a/prog1]\n"
+            b"=== a header line: the stack above has no count\n"
+            b" 0x5005f4 : main+0x2c/0x30 [/opt/b/prog2]\n\t7\n")
+    c = collapse_stap(io.BytesIO(data), demangle=False)
+    assert c.stacks == {("main",): 7}
+    assert c.modules == {"main": "prog2"}
