@@ -399,15 +399,16 @@ def render_svg(
     pct_div = total / 100.0 if total else 1.0
     unit = xml_text(count_name)
     # The loop below runs once per frame written (tens of thousands): what depends only on the name
-    # (escaped text, colour, note) is computed once per name, the y texts once per depth, and the
-    # label is trimmed here as trim_label does (one call less per frame).
+    # (escaped text, colour, note) is computed once per name, what depends only on the sample count
+    # (width, tooltip numbers) once per count, the y texts once per depth, and the label is trimmed
+    # here as trim_label does (one call less per frame).
     per_name: dict[str, tuple[str, str, str, int]] = {}
+    per_samples: dict[int, tuple[str, str, int]] = {}
     y_texts = [(y, f"{y + 11.5}") for y in map(y_of, range(maxdepth + 1))]
     frame_h1 = FRAME_H - 1
     for frame in frames:
         name, depth, start, samples = frame[:4]
         x = XPAD + start * scale
-        fw = samples * scale
         known = per_name.get(name)
         if known is None:
             # frame_note(name) -> extra tooltip text or None (the profile's missing-symbols hook,
@@ -421,18 +422,22 @@ def render_svg(
                 fill = _shade(mod_colour.get(frame_module(name, modules), _UNKNOWN_RGB), name)
             known = per_name[name] = (xml_text(name), fill, xml_text(note) if note else "", len(name))
         esc, fill, note_x, name_len = known
+        by_count = per_samples.get(samples)
+        if by_count is None:
+            fw = samples * scale
+            # frames of the same width share these (most frames are narrow: few distinct widths)
+            by_count = per_samples[samples] = (f"{fw:.2f}", f"{samples:,} {unit}, {samples / pct_div:.2f}%",
+                                               int((fw - 6) / _GLYPH_W))  # room, as trim_label
+        fw_text, info, room = by_count
         if diff:
             bsamples = frame[4]
             fill = diff_colour(samples - bsamples, maxdelta)
-            info = (f"{samples:,} {unit}, {samples / pct_div:.2f}%; before {bsamples:,}; "
-                    f"change {_delta_text(samples - bsamples, total)}")
+            info = f"{info}; before {bsamples:,}; change {_delta_text(samples - bsamples, total)}"
             extra = f' data-b="{bsamples}"'
         else:
             extra = ""
-            info = f"{samples:,} {unit}, {samples / pct_div:.2f}%"
             if depth == 0:
                 fill = "#c8c8c8"
-        room = int((fw - 6) / _GLYPH_W)  # trim_label
         if room < 3:
             label = ""
         elif name_len <= room:
@@ -445,7 +450,7 @@ def render_svg(
         w_(
             f'<g data-x="{start}" data-s="{samples}" data-d="{depth}"{extra}><title>{esc} ({info})'
             f"{note_x}</title>"
-            f'<rect x="{x:.2f}" y="{y}" width="{fw:.2f}" height="{frame_h1}" fill="{fill}" rx="2"/>'
+            f'<rect x="{x:.2f}" y="{y}" width="{fw_text}" height="{frame_h1}" fill="{fill}" rx="2"/>'
             f'<text x="{x + 3:.2f}" y="{ty}">{label}</text></g>\n'
         )
     w_("</g>\n")
