@@ -151,7 +151,7 @@ _X = rb"0x[0-9a-fA-F]+"
 _N_ADDR = re.compile(rb"\n[ \t]*" + _X + rb" : (?=[!-~])(?!\+|\(inexact\))(?:(?!0x)|(?=" + _X
                      + rb" \[(?!\+)(?=[^\n\[]*+\n)(?=[^\n]+?\+0x)))")
 #: a symbol's "+0xOFF/0xSIZE [": parse_frame strips it whole when it is before the last "[" of its line.
-#: That condition is not in the pattern (checking it at each match cost a fifth of the run where every
+#: That condition is not in the pattern (checking it at each match was a tenth of the run where every
 #: frame line differs); a record where it may not hold is found afterwards, among the lines the cache
 #: does not know (see _damaged).
 _N_OFFSET = re.compile(rb"\+" + _X + rb"/" + _X + rb" \[")
@@ -256,8 +256,8 @@ class _Frames:
         """Put the chunk's unresolved records (see _N_UNRESOLVED) in the cache, named as parse_frame
         names them, so the lookup finds them: where every sampled PC differs, 4% of frames are such
         lines, and one call of parse each was a tenth of the run.  Returns them: they hardly repeat,
-        and the caller takes them out again after the chunk's lookup (a cache six times larger made
-        every lookup slower)."""
+        and the caller takes them out again after the chunk's lookup (kept, they would make the cache
+        six times larger, and every lookup slower)."""
         if len(self.cache) >= _CACHE_LIMIT:
             self.cache.clear()
         cache = self.cache
@@ -274,8 +274,8 @@ class _Frames:
 
     def parse(self, line: bytes) -> int:
         """The id of a line the cache does not know (a frame line or a record), cached.  The common
-        resolved shape is read by one regex match (a fifth of the run where call sites repeat was
-        parse_frame's steps for each new line); anything else by parse_frame, the definition."""
+        resolved shape is read by one regex match (parse_frame's steps for each new line were a tenth
+        of the run where call sites repeat); anything else by parse_frame, the definition."""
         m = _RESOLVED.fullmatch(line)
         if m is not None:
             sym, path = m.groups()

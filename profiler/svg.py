@@ -314,7 +314,6 @@ def render_svg(
             return top + depth * FRAME_H
         return top + (maxdepth - depth) * FRAME_H
 
-    colour_cache: dict[str, str] = {}
     unit_l = xml_text(count_name)
     parts: list[str] = []
     w_ = parts.append
