@@ -264,11 +264,17 @@ class _Frames:
         pair_id = self.pair_id
         module = self._module
         added = []
+        module_of = self.module_of
         for rec, path, off in _N_UNRESOLVED.findall(chunk):
-            m = module(path)
+            m = module_of.get(path)
+            if m is None:
+                m = module(path)
             if m:  # else (a path of slashes) parse decides
                 pair = (f"[{m}+{off.decode()}]", m)
-                cache[rec] = pair_id.setdefault(pair, len(pair_id))
+                i = pair_id.get(pair)
+                if i is None:
+                    i = pair_id[pair] = len(pair_id)
+                cache[rec] = i
                 added.append(rec)
         return added
 
@@ -332,6 +338,7 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
     cache_get = frames.cache.get
     cache_pop = frames.cache.pop
     cache_contains = frames.cache.__contains__
+    rewrote_last = False
     for chunk in _chunks(lines):
         # Rewritten when its lines are mostly new (a peek at its first lines, looked up in the cache:
         # where call sites repeat, they are there after the first chunk) and hardly repeat even within
@@ -347,10 +354,16 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
         if not own_x01:
             peek = chunk[:_PEEK].split(b"\n")
             if sum(map(cache_contains, peek)) * 2 < len(peek):
-                some = chunk[:_SAMPLE].split(b"\n")
-                if len(set(some)) > 0.9 * len(some):
+                # new lines after a rewritten chunk: the same shape, no need to sample again
+                some = () if rewrote_last else chunk[:_SAMPLE].split(b"\n")
+                rewrote_last = rewrote_last or len(set(some)) > 0.9 * len(some)
+                if rewrote_last:
                     chunk = _rewrite(chunk)
                     prefilled = frames.prefill(chunk)
+            else:
+                rewrote_last = False
+        else:
+            rewrote_last = False
         text = chunk.split(b"\n")
         end = len(text) - 1  # text[0] and text[end] are the empty ends of "\n...\n"
         ids = [None] * len(text) if own_x01 else list(map(cache_get, text))
@@ -373,6 +386,17 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
             s = line.strip()
             if not s:
                 continue  # a blank line ends nothing (see the docstring)
+            if s.isdigit():  # first: the line the cache never knows (a frame line or record is no number)
+                if len(s) > _MAX_COUNT_DIGITS:
+                    bad_counts += 1
+                    pending.clear()
+                elif pending:
+                    key = tuple(pending)
+                    pending.clear()
+                    counts[key] = counts.get(key, 0) + int(s)
+                else:
+                    orphan_counts += 1
+                continue
             if line[:1] == b"\x01" and not own_x01:  # a record
                 if not pending:
                     pending_line = lineno + j
@@ -386,17 +410,6 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
                 if not pending:
                     pending_line = lineno + j
                 pending.append(frames.parse(line))
-                continue
-            if s.isdigit():
-                if len(s) > _MAX_COUNT_DIGITS:
-                    bad_counts += 1
-                    pending.clear()
-                elif pending:
-                    key = tuple(pending)
-                    pending.clear()
-                    counts[key] = counts.get(key, 0) + int(s)
-                else:
-                    orphan_counts += 1
                 continue
             if s.startswith((b"WARNING:", b"ERROR:")):
                 n_messages += 1
