@@ -20,7 +20,8 @@ import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable
+from operator import itemgetter
+from typing import Collection, Iterable
 
 #: How many stap messages / skipped lines are kept verbatim (the rest are only counted).
 _KEEP_MESSAGES = 200
@@ -149,12 +150,26 @@ _X = rb"0x[0-9a-fA-F]+"
 #: "+0x" (then the name is "[module+offset]" from that part).  A record is b"\x01" + the rest.
 _N_ADDR = re.compile(rb"\n[ \t]*" + _X + rb" : (?=[!-~])(?!\+|\(inexact\))(?:(?!0x)|(?=" + _X
                      + rb" \[(?!\+)(?=[^\n\[]*+\n)(?=[^\n]+?\+0x)))")
-#: a symbol's "+0xOFF/0xSIZE [" before the last "[" of its line: parse_frame strips it whole.
-_N_OFFSET = re.compile(rb"\+" + _X + rb"/" + _X + rb" \[(?=[^\n\[]*+\n)")
+#: a symbol's "+0xOFF/0xSIZE [": parse_frame strips it whole when it is before the last "[" of its line.
+#: That condition is not in the pattern (checking it at each match was a tenth of the run where every
+#: frame line differs); a record where it may not hold is found afterwards, among the lines the cache
+#: does not know (see _damaged).
+_N_OFFSET = re.compile(rb"\+" + _X + rb"/" + _X + rb" \[")
+_OFFSET0 = b"+0x0/0x0 ["
+#: an unresolved record, "\x01" + "0xADDR [PATH+0xOFF/0xSIZE]" with no "[", "]" nor "+" in PATH: its name,
+#: "[basename(PATH)+0xOFF]", differs from line to line, so the cache cannot help and these lines are named
+#: in one pass over the chunk instead of one Python call each (see _Frames.prefill)
+_N_UNRESOLVED = re.compile(rb"\n(\x010x[0-9a-fA-F]+ \[([^\n\[\]+]+)\+(0x[0-9a-fA-F]+)/0x[0-9a-fA-F]+\])(?=\n)")
+#: the common resolved frame, a line or a record: "ADDR : SYM+0xOFF/0xSIZE [PATH]" with no "[" in PATH
+#: and SYM not "0x..." -- parse_frame names it (SYM, basename(PATH)); read by one match instead of
+#: parse_frame's steps (see _Frames.parse)
+_RESOLVED = re.compile(rb"(?:[ \t]*" + _X + rb" : |\x01)(?!0x)(.+?)\+" + _X + rb"/" + _X + rb" \[([^\n\[]*)\]")
 #: a line that is not a record but holds "+0x" (_N_OFFSET must not touch it)
 _N_RISKY = re.compile(rb"\n[^\x01\n][^\n]*?\+0x")
 _CHUNK = 1 << 18
-#: bytes of a chunk whose repeated lines decide whether it is rewritten
+#: bytes of a chunk whose lines, when most of them are in the cache already, say it is not rewritten
+_PEEK = 1 << 14
+#: bytes of a chunk whose repeated lines decide whether it is rewritten (when the peek did not)
 _SAMPLE = 1 << 16
 #: a count of more digits is taken for garbage (10**18 samples is ~30 years at 1 GHz)
 _MAX_COUNT_DIGITS = 18
@@ -178,7 +193,7 @@ def _chunks(lines) -> Iterable[bytes]:
             if cut < 0:
                 parts.append(data)
                 continue
-            parts.append(data[: cut + 1])
+            parts.append(memoryview(data)[: cut + 1])  # copied once, by the join
             yield b"".join(parts)
             parts = [b"\n" + data[cut + 1 :]]
         rest = b"".join(parts)
@@ -202,11 +217,21 @@ def _chunks(lines) -> Iterable[bytes]:
 
 
 def _rewrite(chunk: bytes) -> bytes:
-    """The chunk with its common frame lines as records (see the comment above)."""
+    """The chunk with its common frame lines as records (see the comment above); every line stays
+    where it was (a damaged record's line is read from the chunk as it was)."""
     chunk = _N_ADDR.sub(b"\n\x01", chunk)
     if _N_RISKY.search(chunk) is None:
-        chunk = _N_OFFSET.sub(b"+0x0/0x0 [", chunk)
+        chunk = _N_OFFSET.sub(_OFFSET0, chunk)
     return chunk
+
+
+def _damaged(record: bytes) -> bool:
+    """True for a record in which _N_OFFSET may have rewritten more than the frame's own offset: a "["
+    follows its first "+0x0/0x0 [" (a name holding "+0x1/0x2 [", a module path holding "[").  Lines
+    with different names can give such a record, so it is never cached and never parsed: its line is
+    parsed as it was.  Every other record has one rewrite, at the last "[" of its line."""
+    k = record.find(_OFFSET0)
+    return k >= 0 and record.find(b"[", k + len(_OFFSET0)) >= 0
 
 
 class _Frames:
@@ -216,13 +241,57 @@ class _Frames:
     def __init__(self) -> None:
         self.cache: dict[bytes, int] = {}
         self.pair_id: dict[tuple[str, str], int] = {}
+        #: a module's PATH as the line holds it -> the module's name
+        self.module_of: dict[bytes, str] = {}
+
+    def _module(self, path: bytes) -> str:
+        m = self.module_of.get(path)
+        if m is None:
+            if len(self.module_of) >= _CACHE_LIMIT:
+                self.module_of.clear()
+            m = self.module_of[path] = clean_name(_module_basename(_decode(path))) if path else ""
+        return m
+
+    def prefill(self, chunk: bytes) -> list[bytes]:
+        """Put the chunk's unresolved records (see _N_UNRESOLVED) in the cache, named as parse_frame
+        names them, so the lookup finds them: where every sampled PC differs, 4% of frames are such
+        lines, and one call of parse each was a tenth of the run.  Returns them: they hardly repeat,
+        and the caller takes them out again after the chunk's lookup (kept, they would make the cache
+        six times larger, and every lookup slower)."""
+        if len(self.cache) >= _CACHE_LIMIT:
+            self.cache.clear()
+        cache = self.cache
+        pair_id = self.pair_id
+        module = self._module
+        added = []
+        module_of = self.module_of
+        for rec, path, off in _N_UNRESOLVED.findall(chunk):
+            m = module_of.get(path)
+            if m is None:
+                m = module(path)
+            if m:  # else (a path of slashes) parse decides
+                pair = (f"[{m}+{off.decode()}]", m)
+                i = pair_id.get(pair)
+                if i is None:
+                    i = pair_id[pair] = len(pair_id)
+                cache[rec] = i
+                added.append(rec)
+        return added
 
     def parse(self, line: bytes) -> int:
-        if line[:1] == b"\x01":
-            text = (b"0x0 : " + line[1:]).strip()
+        """The id of a line the cache does not know (a frame line or a record), cached.  The common
+        resolved shape is read by one regex match (parse_frame's steps for each new line were a tenth
+        of the run where call sites repeat); anything else by parse_frame, the definition."""
+        m = _RESOLVED.fullmatch(line)
+        if m is not None:
+            sym, path = m.groups()
+            pair = (clean_name(_decode(sym)), self._module(path))
         else:
-            text = line.strip()
-        pair = parse_frame(_decode(text))
+            if line[:1] == b"\x01":
+                text = (b"0x0 : " + line[1:]).strip()
+            else:
+                text = line.strip()
+            pair = parse_frame(_decode(text))
         i = self.pair_id.setdefault(pair, len(self.pair_id))
         if len(self.cache) >= _CACHE_LIMIT:
             self.cache.clear()
@@ -267,20 +336,39 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
         pending.clear()
 
     cache_get = frames.cache.get
+    cache_pop = frames.cache.pop
+    cache_contains = frames.cache.__contains__
+    rewrote_last = False
     for chunk in _chunks(lines):
-        # Rewritten when its lines hardly repeat even within the chunk (a few %, where the stacks of
-        # one program share callers: a quarter).  Then every line is looked up (in C); a frame line
-        # seen before gives its id, anything else None, and only the Nones cost Python: the next one
-        # is found by list.index, the frames before it are added to the stack by a slice.  A chunk
-        # with \x01 bytes of its own is never rewritten and is read line by line.
+        # Rewritten when its lines are mostly new (a peek at its first lines, looked up in the cache:
+        # where call sites repeat, they are there after the first chunk) and hardly repeat even within
+        # the chunk (a few %, where the stacks of one program share callers: a quarter).  Then every
+        # line is looked up (in C); a frame line seen before gives its id, anything else None, and
+        # only the Nones cost Python: the next one is found by list.index, the frames before it are
+        # added to the stack by a slice.  A chunk with \x01 bytes of its own is never rewritten and
+        # is read line by line.
         own_x01 = b"\x01" in chunk
+        original = chunk
+        original_text = None  # its lines, split when a damaged record needs one
+        prefilled = ()
         if not own_x01:
-            some = chunk[:_SAMPLE].split(b"\n")
-            if len(set(some)) > 0.9 * len(some):
-                chunk = _rewrite(chunk)
+            peek = chunk[:_PEEK].split(b"\n")
+            if sum(map(cache_contains, peek)) * 2 < len(peek):
+                # new lines after a rewritten chunk: the same shape, no need to sample again
+                some = () if rewrote_last else chunk[:_SAMPLE].split(b"\n")
+                rewrote_last = rewrote_last or len(set(some)) > 0.9 * len(some)
+                if rewrote_last:
+                    chunk = _rewrite(chunk)
+                    prefilled = frames.prefill(chunk)
+            else:
+                rewrote_last = False
+        else:
+            rewrote_last = False
         text = chunk.split(b"\n")
         end = len(text) - 1  # text[0] and text[end] are the empty ends of "\n...\n"
         ids = [None] * len(text) if own_x01 else list(map(cache_get, text))
+        for rec in prefilled:
+            cache_pop(rec, None)
         i = 1
         while i < end:
             try:
@@ -298,12 +386,7 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
             s = line.strip()
             if not s:
                 continue  # a blank line ends nothing (see the docstring)
-            if (line[:1] == b"\x01" and not own_x01) or _looks_like_frame(s):
-                if not pending:
-                    pending_line = lineno + j
-                pending.append(frames.parse(line))
-                continue
-            if s.isdigit():
+            if s.isdigit():  # first: the line the cache never knows (a frame line or record is no number)
                 if len(s) > _MAX_COUNT_DIGITS:
                     bad_counts += 1
                     pending.clear()
@@ -313,6 +396,20 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
                     counts[key] = counts.get(key, 0) + int(s)
                 else:
                     orphan_counts += 1
+                continue
+            if line[:1] == b"\x01" and not own_x01:  # a record
+                if not pending:
+                    pending_line = lineno + j
+                if _damaged(line):
+                    if original_text is None:
+                        original_text = original.split(b"\n")
+                    line = original_text[j]
+                pending.append(frames.parse(line))
+                continue
+            if _looks_like_frame(s):
+                if not pending:
+                    pending_line = lineno + j
+                pending.append(frames.parse(line))
                 continue
             if s.startswith((b"WARNING:", b"ERROR:")):
                 n_messages += 1
@@ -328,7 +425,7 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
 
     if pending:
         end_without_count(0)
-    _finish(result, counts, frames.pair_id, demangle)
+    _finish(result, counts, frames.pair_id, demangle, all_used=not cut_short and not bad_counts)
     if cut_short:
         result.problems.append(
             f"{cut_short} stack(s) had no count line and were dropped (output cut short, or text in the "
@@ -350,26 +447,28 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
 
 
 def _finish(result: Collapsed, counts: dict[tuple[int, ...], int], pair_id: dict[tuple[str, str], int],
-            demangle: bool) -> None:
-    """Stacks of pair ids (leaf first) -> tuples of frame keys, root first."""
-    used: set[int] = set()
-    for k in counts:
-        used.update(k)
-    # only frames of stacks kept: a dropped stack's main must not make another main ambiguous
-    key_of, result.modules, result.names = frame_keys({p for p, i in pair_id.items() if i in used}, demangle,
-                                                      result.problems)
-    keys = [""] * len(pair_id)
-    for p, i in pair_id.items():
-        if i in used:
-            keys[i] = key_of[p]
-    id_key = keys.__getitem__
+            demangle: bool, all_used: bool = False) -> None:
+    """Stacks of pair ids (leaf first) -> tuples of frame keys, root first.
+
+    ``all_used``: no stack was dropped, so every pair is in a kept stack and the set of the pairs
+    used (one lookup per frame of every stack) is not needed."""
+    if all_used:
+        frames: Collection[tuple[str, str]] = pair_id.keys()
+    else:
+        used = set(itertools.chain.from_iterable(counts))
+        # only frames of stacks kept: a dropped stack's main must not make another main ambiguous
+        frames = [p for p, i in pair_id.items() if i in used]
+    key_of, result.modules, result.names = frame_keys(frames, demangle, result.problems)
+    # ids are 0, 1, ... in pair_id's order; a pair of no kept stack has no key and is never looked up
+    keys = list(map(key_of.get, pair_id))
     stacks = result.stacks
     for k, c in counts.items():
-        key = tuple(map(id_key, reversed(k)))
+        # itemgetter(*ids) picks a stack's keys into a tuple in one call (a frame each: 700k here)
+        key = itemgetter(*k[::-1])(keys) if len(k) > 1 else (keys[k[0]],)
         stacks[key] = stacks.get(key, 0) + c
 
 
-def frame_keys(frames: set[tuple[str, str]], demangle: bool, problems: list[str]):
+def frame_keys(frames: Collection[tuple[str, str]], demangle: bool, problems: list[str]):
     """(name, module) pairs -> ({pair: frame key}, {key: module}, {key: name where it differs}).
 
     A frame's key is its (demangled) name; a name found in two modules (nginx's and qemu's ``main``)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from bisect import bisect_right
-from operator import ne
 import zlib
+from bisect import bisect_right
 from importlib import resources
+from itertools import compress
+from itertools import count as naturals
+from operator import ne
 from typing import IO, Iterable
 
 FRAME_H = 16
@@ -153,9 +155,13 @@ def _delta_text(delta: int, total: int) -> str:
     return f"{delta:+,}, {pct:+.2f}%"
 
 
+_GLYPH_W = FONT_SIZE * CHAR_W
+
+
 def trim_label(name: str, width_px: float) -> str:
-    """Text that fits a frame of ``width_px`` (same rule as the JavaScript uses after zooming)."""
-    room = int((width_px - 6) / (FONT_SIZE * CHAR_W))
+    """Text that fits a frame of ``width_px`` (same rule as the JavaScript uses after zooming, and as
+    render_svg's frame loop applies inline)."""
+    room = int((width_px - 6) / _GLYPH_W)
     if room < 3:
         return ""
     if len(name) <= room:
@@ -212,9 +218,11 @@ def _layout(
             count = max(count, 0)
         elif count <= 0:
             continue
-        # the frames this stack shares with the previous one (compared in C, not frame by frame)
-        n = min(len(prev), len(stack))
-        i = n if prev[:n] == stack[:n] else list(map(ne, prev[:n], stack[:n])).index(True)
+        # the frames this stack shares with the previous one: the first index where they differ, found
+        # by C iterators that stop there (no slices, no list of comparisons)
+        i = next(compress(naturals(), map(ne, prev, stack)), None)
+        if i is None:
+            i = min(len(prev), len(stack))
         if i < len(open_names):
             close(i, x)
         open_names.extend(stack[i:])
@@ -306,7 +314,6 @@ def render_svg(
             return top + depth * FRAME_H
         return top + (maxdepth - depth) * FRAME_H
 
-    colour_cache: dict[str, str] = {}
     unit_l = xml_text(count_name)
     parts: list[str] = []
     w_ = parts.append
@@ -390,42 +397,60 @@ def render_svg(
 
     pct_div = total / 100.0 if total else 1.0
     unit = xml_text(count_name)
+    # The loop below runs once per frame written (tens of thousands): what depends only on the name
+    # (escaped text, colour, note) is computed once per name, what depends only on the sample count
+    # (width, tooltip numbers) once per count, the y texts once per depth, and the label is trimmed
+    # here as trim_label does (one call less per frame).
+    per_name: dict[str, tuple[str, str, str, int]] = {}
+    per_samples: dict[int, tuple[str, str, int]] = {}
+    y_texts = [(y, f"{y + 11.5}") for y in map(y_of, range(maxdepth + 1))]
+    frame_h1 = FRAME_H - 1
     for frame in frames:
         name, depth, start, samples = frame[:4]
         x = XPAD + start * scale
-        fw = samples * scale
+        known = per_name.get(name)
+        if known is None:
+            # frame_note(name) -> extra tooltip text or None (the profile's missing-symbols hook,
+            # profiler/missing_symbols.py); it must not contain " (" (flame.js cuts the name there)
+            note = frame_note(name) if frame_note is not None else None
+            if diff:
+                fill = ""
+            elif palette == "hot":
+                fill = hot_colour(name)
+            else:
+                fill = _shade(mod_colour.get(frame_module(name, modules), _UNKNOWN_RGB), name)
+            known = per_name[name] = (xml_text(name), fill, xml_text(note) if note else "", len(name))
+        esc, fill, note_x, name_len = known
+        by_count = per_samples.get(samples)
+        if by_count is None:
+            fw = samples * scale
+            # frames of the same width share these (most frames are narrow: few distinct widths)
+            by_count = per_samples[samples] = (f"{fw:.2f}", f"{samples:,} {unit}, {samples / pct_div:.2f}%",
+                                               int((fw - 6) / _GLYPH_W))  # room, as trim_label
+        fw_text, info, room = by_count
         if diff:
             bsamples = frame[4]
             fill = diff_colour(samples - bsamples, maxdelta)
-            info = (f"{_fmt_int(samples)} {unit}, {samples / pct_div:.2f}%; before {_fmt_int(bsamples)}; "
-                    f"change {_delta_text(samples - bsamples, total)}")
+            info = f"{info}; before {bsamples:,}; change {_delta_text(samples - bsamples, total)}"
             extra = f' data-b="{bsamples}"'
         else:
             extra = ""
-            info = f"{_fmt_int(samples)} {unit}, {samples / pct_div:.2f}%"
             if depth == 0:
                 fill = "#c8c8c8"
-            elif palette == "hot":
-                fill = colour_cache.get(name)
-                if fill is None:
-                    fill = colour_cache[name] = hot_colour(name)
-            else:
-                fill = colour_cache.get(name)
-                if fill is None:
-                    fill = colour_cache[name] = _shade(mod_colour.get(frame_module(name, modules), _UNKNOWN_RGB), name)
-        esc = xml_text(name)
-        # frame_note(name) -> extra tooltip text or None (the profile's missing-symbols hook,
-        # profiler/missing_symbols.py); it must not contain " (" (flame.js cuts the name there)
-        note = frame_note(name) if frame_note is not None else None
-        label = trim_label(name, fw)
-        y = y_of(depth)
+        if room < 3:
+            label = ""
+        elif name_len <= room:
+            label = esc
+        else:
+            label = xml_text(name[: room - 2] + "..")
+        y, ty = y_texts[depth]
         if len(parts) >= 2000:
             flush()
         w_(
             f'<g data-x="{start}" data-s="{samples}" data-d="{depth}"{extra}><title>{esc} ({info})'
-            f"{xml_text(note) if note else ''}</title>"
-            f'<rect x="{x:.2f}" y="{y}" width="{fw:.2f}" height="{FRAME_H - 1}" fill="{fill}" rx="2"/>'
-            f'<text x="{x + 3:.2f}" y="{y + 11.5}">{xml_text(label) if label != name else esc}</text></g>\n'
+            f"{note_x}</title>"
+            f'<rect x="{x:.2f}" y="{y}" width="{fw_text}" height="{frame_h1}" fill="{fill}" rx="2"/>'
+            f'<text x="{x + 3:.2f}" y="{ty}">{label}</text></g>\n'
         )
     w_("</g>\n")
     js = _asset("flame.js")

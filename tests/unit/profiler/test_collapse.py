@@ -154,7 +154,7 @@ _line = st.one_of(
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(st.sampled_from(["", " ", "    ", "\t"]), _line), min_size=1, max_size=6))
 def test_rewrite_and_line_cache_give_parse_frames_answer(lines):
-    from stapdoctor.profiler.collapse import _Frames, _rewrite, _decode
+    from stapdoctor.profiler.collapse import _damaged, _Frames, _rewrite, _decode
 
     raw = [(ws + line).encode("utf-8", "replace") for ws, line in lines]
     raw = [r for r in raw if b"\n" not in r and b"\x01" not in r and _looks_like_frame(r.strip())]
@@ -163,12 +163,17 @@ def test_rewrite_and_line_cache_give_parse_frames_answer(lines):
     chunk = b"\n" + b"\n".join(raw) + b"\n"
     rewritten = _rewrite(chunk)
     assert rewritten.count(b"\n") == chunk.count(b"\n")
+    prefilled = _Frames()
+    prefilled.prefill(rewritten)
     for plain, rec in zip(raw, rewritten[1:-1].split(b"\n")):
         want = parse_frame(_decode(plain.strip()))
-        for line in (plain, rec):
+        for line in (plain,) if _damaged(rec) else (plain, rec):  # a damaged record's line is read as it was
             fr = _Frames()
             i = fr.parse(line)
             assert next(p for p, j in fr.pair_id.items() if j == i) == want, (plain, rec)
+        if rec in prefilled.cache:  # an unresolved record named in one pass over the chunk
+            i = prefilled.cache[rec]
+            assert next(p for p, j in prefilled.pair_id.items() if j == i) == want, (plain, rec)
 
 
 def _reference(data: bytes) -> dict:
@@ -200,3 +205,30 @@ def test_whole_parser_agrees_with_per_line_reading_on_both_input_shapes(tmp_path
         got = {tuple((c.names.get(f, f), c.modules.get(f, "")) for f in k): v for k, v in c.stacks.items()}
         assert got == _reference(data)
         assert len(c.stacks) == 2000
+
+
+def test_a_rewrite_that_may_change_a_name_is_undone_for_that_line():
+    """Where lines differ (so chunks are rewritten), a name holding "+0x1/0x2 [" and a module path
+    holding "[" are named from the line as it was, not from the rewritten record."""
+    lines = []
+    for i in range(400):
+        lines += [f" 0x{0x400000 + i * 7:x} : leaf_{i % 5}+0x{i:x}/0x900 [/usr/bin/prog]",
+                  f" 0x{0x500000 + i:x} : a+0x{i % 3:x}/0x20 [b+0x{i:x}/0x30 [/lib/m.so]",
+                  f" 0x{0x600000 + i:x} : f<[u8; 4]>+0x{i:x}/0x40 [/opt/x [y]/lib.so]",
+                  f" 0x{0x700000 + i:x} : 0x{0x700000 + i:x} [/lib/libc.so.6+0x{i:x}/0x1000]",
+                  f" 0x{0x800000 + i:x} : main+0x{i:x}/0x80 [/usr/bin/prog]", f"\t{i + 1}"]
+    data = ("\n".join(lines) + "\n").encode()
+    c = collapse_stap(io.BytesIO(data), demangle=False)
+    got = {tuple((c.names.get(f, f), c.modules.get(f, "")) for f in k): v for k, v in c.stacks.items()}
+    assert got == _reference(data)
+    assert {f for k in c.stacks for f in k} >= {"a+0x0/0x20 [b", "a+0x2/0x20 [b", "f<[u8; 4]>+0x1/0x40 [/opt/x"}
+
+
+def test_a_dropped_stack_makes_no_name_ambiguous():
+    """Only the frames of kept stacks decide which names need their module in the key."""
+    data = (b" 0x4005f4 : main+0x1c/0x30 [/opt/a/prog1]\n"
+            b"=== a header line: the stack above has no count\n"
+            b" 0x5005f4 : main+0x2c/0x30 [/opt/b/prog2]\n\t7\n")
+    c = collapse_stap(io.BytesIO(data), demangle=False)
+    assert c.stacks == {("main",): 7}
+    assert c.modules == {"main": "prog2"}
