@@ -247,7 +247,11 @@ class _Session:
         self.status = self.proc.returncode if self.proc else None
         if not self.ended_by:
             if self.raw.ended and self.t_begin is not None:
-                early = self.t_end < self.t_begin + req.duration - 0.5
+                # Without a begin record the window was started late (BEGIN_FALLBACK_S after pass 5), but
+                # stap's own timer started at pass 5: judge "early" from there, or a run that stap's
+                # timer ended on time reads as "stap-exit" whenever the fallback was polled a bit late.
+                start = self.t_pass5 if self.begin_fallback and self.t_pass5 is not None else self.t_begin
+                early = self.t_end < start + req.duration - 0.5
                 gone = (self.launched.poll() is not None) if self.launched is not None else not targets.is_alive(self.recorder.pid)
                 # some stap versions end a -x run themselves when the target exits
                 self.ended_by = ("target-exit" if gone else "stap-exit") if early else "timer"
