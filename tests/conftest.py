@@ -4,7 +4,7 @@ CI runs `pytest -n 4 --dist loadgroup`: the QEMU tier (~30 min of emulated CPU, 
 steps) and the Ansible tier (mostly waiting on SSH and apt, and one compile) each keep a worker of
 their own and start at once, while the unit, browser and vagrant tests share the other workers.
 Run one after the other they took 54 min warm. Side by side, the QEMU tier is the longest chain and
-its emulated CPUs must not starve (a -dbg unpack in the VM, 7 min alone, passed its 25-min timeout when
+its emulated CPUs must not starve (a -dbg unpack in the VM, 7 min alone, passed its 30-min timeout when
 the other workers' compiles competed): every other test runs at nice 10, so it takes the cycles the
 VMs leave idle (SSH round trips, boots, the Debian 12 VM's single vCPU) instead of theirs.
 """
@@ -25,6 +25,10 @@ _STARTED = time.time()
 _TIERS = {"tests/e2e/": "e2e", "tests/ansible/": "ansible"}
 
 
+def _tier(nodeid: str) -> str | None:
+    return next((group for prefix, group in _TIERS.items() if nodeid.startswith(prefix)), None)
+
+
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadgroup`, grouped by tier directory. (xdist's own grouping, by xdist_group marks,
     renames items through `item._nodeid`, which pytest 9 no longer reads: the marks group nothing.)
@@ -35,10 +39,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class TierScheduling(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            for prefix, group in _TIERS.items():
-                if nodeid.startswith(prefix):
-                    return group
-            return super()._split_scope(nodeid)
+            return _tier(nodeid) or super()._split_scope(nodeid)
 
     return TierScheduling(config, log)
 
@@ -54,7 +55,7 @@ def pytest_runtest_setup(item):
     processes; root may lower it again when the same worker later runs a QEMU test)."""
     if not os.environ.get("PYTEST_XDIST_WORKER") or os.geteuid() != 0:
         return
-    nice = 0 if item.nodeid.startswith("tests/e2e/") else _BESIDE_THE_VMS
+    nice = 0 if _tier(item.nodeid) == "e2e" else _BESIDE_THE_VMS
     if os.getpriority(os.PRIO_PROCESS, 0) != nice:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
 
