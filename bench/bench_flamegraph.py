@@ -10,6 +10,12 @@ call sites) and frame lines that are all distinct (--distinct: the worst case). 
 it also runs perl's stackcollapse-stap.pl + flamegraph.pl on the same inputs and prints the ratios
 (goal: >= 5x faster, peak memory <= 1/4).  Speed is measured here, not in unit tests.
 
+The two are run in turns (ours, perl's, ours, ...) and each round gives a ratio: on a shared machine
+the speed of the CPU drifts by half within minutes, and a ratio of two medians taken minutes apart
+measures the drift.  The child runs as an installed copy does, from cached bytecode: with
+PYTHONDONTWRITEBYTECODE set (as in some CI shells) a checkout would compile its own modules at every
+start, which no pip-installed copy does.
+
     .venv/bin/python bench/bench_flamegraph.py                 # 20k, both shapes, 3 runs
     .venv/bin/python bench/bench_flamegraph.py --flamegraph-dir /tmp/FlameGraph
     .venv/bin/python bench/bench_flamegraph.py --big           # also 200k
@@ -26,6 +32,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: the child's environment: bytecode is written and read, as by a pip-installed copy (see the docstring)
+_CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def command() -> list[str]:
@@ -42,7 +50,7 @@ def run(argv: list[str]) -> tuple[float, float, int, float]:
 
     CPU time (user + system) is reported too: on a shared machine it moves less than wall time."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_CHILD_ENV)
     _, status, ru = os.wait4(p.pid, 0)
     dt = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
@@ -61,58 +69,71 @@ def ensure_input(workdir: Path, n: int, distinct: bool = False) -> Path:
     return path
 
 
-def bench(label: str, path: Path, out: Path, fmt: str, runs: int) -> tuple[float, float, float] | None:
-    """Median wall s, median CPU s, peak RSS MiB of `stapdoctor flamegraph` (None if it failed)."""
-    size = path.stat().st_size / 1e6
-    times, rss, cpus = [], [], []
-    for _ in range(runs):
-        dt, mem, rc, cpu = run(command() + [str(path), "-o", str(out), "-f", fmt, "--top", "0"])
-        if rc != 0:
-            print(f"{label}: exit code {rc}")
-            return None
-        times.append(dt)
-        rss.append(mem)
-        cpus.append(cpu)
-    times.sort()
-    cpus.sort()
-    print(f"{label:<32} {size:8.0f} MB in  {fmt:<10} median {times[len(times) // 2]:6.2f} s  "
-          f"(min {times[0]:.2f}, max {times[-1]:.2f})  cpu {cpus[len(cpus) // 2]:5.2f} s  peak RSS {max(rss):6.0f} MiB  "
-          f"output {out.stat().st_size / 1e6:6.1f} MB", flush=True)
-    return times[len(times) // 2], cpus[len(cpus) // 2], max(rss)
+def _ours(path: Path, out: Path, fmt: str) -> tuple[float, float, float] | None:
+    """(wall s, CPU s, peak RSS MiB) of one `stapdoctor flamegraph` run, None if it failed."""
+    dt, mem, rc, cpu = run(command() + [str(path), "-o", str(out), "-f", fmt, "--top", "0"])
+    if rc != 0:
+        print(f"{path.name}: exit code {rc}")
+        return None
+    return dt, cpu, mem
 
 
-def bench_perl(label: str, fg_dir: Path, path: Path, workdir: Path, runs: int) -> tuple[float, float, float] | None:
-    """stackcollapse-stap.pl INPUT > folded; flamegraph.pl folded > svg: (median wall s of both,
-    median CPU s of both, the larger peak RSS MiB)."""
+def _perl(fg_dir: Path, path: Path, workdir: Path) -> tuple[float, float, float] | None:
+    """stackcollapse-stap.pl INPUT > folded; flamegraph.pl folded > svg: (wall s of both, CPU s of
+    both, the larger peak RSS MiB), None if a script failed."""
     folded, svg = workdir / "perl.folded", workdir / "perl.svg"
-    times, cpus, rss = [], [], []
+    wall = cpu = peak = 0.0
+    for script, src, dst in (("stackcollapse-stap.pl", path, folded), ("flamegraph.pl", folded, svg)):
+        with open(dst, "wb") as out:
+            t0 = time.perf_counter()
+            p = subprocess.Popen(["perl", str(fg_dir / script), str(src)], stdout=out, stderr=subprocess.DEVNULL)
+            _, status, ru = os.wait4(p.pid, 0)
+            wall += time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(status) != 0:
+            print(f"{path.name}: {script} failed")
+            return None
+        cpu += ru.ru_utime + ru.ru_stime
+        peak = max(peak, ru.ru_maxrss / 1024.0)
+    return wall, cpu, peak
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+def bench(label: str, path: Path, out: Path, fmt: str, runs: int, fg_dir: Path | None = None,
+          workdir: Path | None = None) -> bool:
+    """Print `stapdoctor flamegraph`'s median wall and CPU time and peak RSS; with ``fg_dir``, perl's
+    too, run in turns with ours, and the median of the per-round ratios.  False if a run failed."""
+    size = path.stat().st_size / 1e6
+    if _ours(path, out, fmt) is None:  # warm-up: bytecode written, input in the page cache
+        return False
+    ours, perl = [], []
     for _ in range(runs):
-        wall = cpu = peak = 0.0
-        for script, src, dst in (("stackcollapse-stap.pl", path, folded), ("flamegraph.pl", folded, svg)):
-            with open(dst, "wb") as out:
-                t0 = time.perf_counter()
-                p = subprocess.Popen(["perl", str(fg_dir / script), str(src)], stdout=out, stderr=subprocess.DEVNULL)
-                _, status, ru = os.wait4(p.pid, 0)
-                wall += time.perf_counter() - t0
-            if os.waitstatus_to_exitcode(status) != 0:
-                print(f"{label}: {script} failed")
-                return None
-            cpu += ru.ru_utime + ru.ru_stime
-            peak = max(peak, ru.ru_maxrss / 1024.0)
-        times.append(wall)
-        cpus.append(cpu)
-        rss.append(peak)
-    times.sort()
-    cpus.sort()
-    print(f"{label:<32} perl collapse + flamegraph.pl     median {times[len(times) // 2]:6.2f} s  "
-          f"cpu {cpus[len(cpus) // 2]:5.2f} s  peak RSS {max(rss):6.0f} MiB", flush=True)
-    return times[len(times) // 2], cpus[len(cpus) // 2], max(rss)
-
-
-def compare(ours, perl) -> None:
-    if ours and perl:
-        print(f"{'':32} ratio: {perl[0] / ours[0]:.1f}x faster (wall), {perl[1] / ours[1]:.1f}x (cpu), "
-              f"peak memory {ours[2] / perl[2]:.2f} of perl's  (goal: >= 5x, <= 0.25)", flush=True)
+        r = _ours(path, out, fmt)
+        if r is None:
+            return False
+        ours.append(r)
+        if fg_dir is not None:
+            q = _perl(fg_dir, path, workdir or out.parent)
+            if q is None:
+                return False
+            perl.append(q)
+    times = sorted(r[0] for r in ours)
+    print(f"{label:<32} {size:6.0f} MB in  {fmt:<10} median {_median(times):6.2f} s  "
+          f"(min {times[0]:.2f}, max {times[-1]:.2f})  cpu {_median([r[1] for r in ours]):5.2f} s  "
+          f"peak RSS {max(r[2] for r in ours):6.0f} MiB  output {out.stat().st_size / 1e6:6.1f} MB", flush=True)
+    if perl:
+        print(f"{'':32} perl collapse + flamegraph.pl     median {_median([q[0] for q in perl]):6.2f} s  "
+              f"cpu {_median([q[1] for q in perl]):5.2f} s  peak RSS {max(q[2] for q in perl):6.0f} MiB", flush=True)
+        wall = [q[0] / r[0] for r, q in zip(ours, perl)]
+        cpu = [q[1] / r[1] for r, q in zip(ours, perl)]
+        print(f"{'':32} ratio, median of {len(wall)} rounds: {_median(wall):.1f}x faster (wall; "
+              f"rounds {min(wall):.1f}-{max(wall):.1f}), {_median(cpu):.1f}x (cpu), peak memory "
+              f"{max(r[2] for r in ours) / max(q[2] for q in perl):.2f} of perl's  (goal: >= 5x, <= 0.25)",
+              flush=True)
+    return True
 
 
 def main() -> int:
@@ -131,10 +152,7 @@ def main() -> int:
     small = ensure_input(args.workdir, 20_000)
     distinct = ensure_input(args.workdir, 20_000, distinct=True)
     for label, path in (("20k stacks", small), ("20k stacks, distinct lines", distinct)):
-        tag = path.stem
-        ours = bench(f"{label} -> svg", path, args.workdir / f"flame-{tag}.svg", "svg", args.runs)
-        if fg is not None:
-            compare(ours, bench_perl(f"{label} -> svg", fg, path, args.workdir, args.runs))
+        bench(f"{label} -> svg", path, args.workdir / f"flame-{path.stem}.svg", "svg", args.runs, fg, args.workdir)
     bench("20k stacks -> folded", small, args.workdir / "flame-20k.folded", "folded", args.runs)
     bench("20k stacks -> speedscope", small, args.workdir / "flame-20k.json", "speedscope", args.runs)
     if args.big:

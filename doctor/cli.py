@@ -162,29 +162,41 @@ def snapshot_cmd(
           f"kernel {printable(snap.kernel_release)})", file=sys.stderr)
 
 
-def _register_optional() -> None:
-    """Commands whose modules live elsewhere in the tree (profiler/, fleet)."""
-    try:
-        from stapdoctor.profiler import cli as pcli
-    except ImportError:
-        pcli = None
-    if pcli is not None:
-        for name in ("flamegraph", "profile"):
-            fn = getattr(pcli, name, None)
-            if fn is not None:
-                app.command(name, context_settings={"allow_interspersed_args": name != "profile"})(fn)
-    try:
-        from . import fleet
-    except ImportError:
-        fleet = None
-    if fleet is not None and hasattr(fleet, "fleet"):
-        app.command("fleet")(fleet.fleet)
+#: commands whose modules live elsewhere in the tree, by the module that defines them
+_OPTIONAL = {"flamegraph": "profiler", "profile": "profiler", "fleet": "fleet"}
 
 
-_register_optional()
+def _register_optional(group: str | None = None) -> None:
+    """Register the commands of profiler/ and of the fleet module, or only those of ``group`` (a value
+    of _OPTIONAL): Typer builds every registered command at each start, and the fleet's imports were
+    a tenth of the start-up of `flamegraph` and `check`."""
+    if group in (None, "profiler"):
+        try:
+            from stapdoctor.profiler import cli as pcli
+        except ImportError:
+            pcli = None
+        if pcli is not None:
+            for name in ("flamegraph", "profile"):
+                fn = getattr(pcli, name, None)
+                if fn is not None:
+                    app.command(name, context_settings={"allow_interspersed_args": name != "profile"})(fn)
+    if group in (None, "fleet"):
+        try:
+            from . import fleet
+        except ImportError:
+            fleet = None
+        if fleet is not None and hasattr(fleet, "fleet"):
+            app.command("fleet")(fleet.fleet)
 
 
 def main() -> None:
+    # a command of this module (check, snapshot) needs none of the others; help, a typo or no
+    # command at all gets every command, so the listing and click's suggestions stay whole
+    first = sys.argv[1] if len(sys.argv) > 1 else None
+    if first in _OPTIONAL:
+        _register_optional(_OPTIONAL[first])
+    elif first not in ("check", "snapshot"):
+        _register_optional()
     try:
         app()
     except KeyboardInterrupt:

@@ -31,6 +31,21 @@ class Palette(str, enum.Enum):
     module = "module"
 
 
+class _Stderr:
+    """rich's Console on stderr, made at its first use: a run with nothing to say on stderr never
+    imports rich (a fifth of `flamegraph`'s start-up, which is a tenth of its whole run on 60 MB)."""
+
+    def __init__(self) -> None:
+        self._console = None
+
+    def print(self, *args, **kwargs) -> None:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, highlight=False, soft_wrap=True)
+        self._console.print(*args, **kwargs)
+
+
 def _fail(console, message: str, code: int) -> None:
     """One clear line on stderr and the exit code; never a traceback for a user mistake."""
     from rich.text import Text
@@ -97,6 +112,8 @@ def _read_input(err, input: str, input_format: "InFormat", demangle: bool, befor
 
 def _report(err, collapsed, source_name: str, kind: str, label: str = "") -> None:
     """What stap said and what looked wrong; exit 1 when there is no stack at all."""
+    if not collapsed.messages and not collapsed.problems and collapsed.stacks:
+        return
     from rich.text import Text
 
     from .summary import terminal_text
@@ -154,15 +171,7 @@ def flamegraph(
     """Render SystemTap stack samples (or folded stacks) as a flame graph, folded text or speedscope JSON."""
     import datetime
 
-    from rich.console import Console
-    from rich.text import Text
-
-    from .folded import write_folded
-    from .speedscope import write_speedscope
-    from .summary import print_top, terminal_text, top_functions
-    from .svg import render_svg
-
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = _Stderr()
     out_format = fmt.value if fmt else _guess_format(output)
     if diff and after is None:
         _fail(err, "--diff needs two profiles: BEFORE AFTER", 2)
@@ -190,6 +199,10 @@ def flamegraph(
 
     pal = palette.value
     if pal == "module" and not diff and not collapsed.modules:
+        from rich.text import Text
+
+        from .summary import terminal_text
+
         err.print(Text("warning: ", style="yellow") + Text(
             f"--palette module: {terminal_text(source_name)} names no modules (folded stacks carry none); "
             "using the hot palette"))
@@ -223,6 +236,8 @@ def flamegraph(
             sink = open(tmp_path, "wb")
         try:
             if out_format == "folded":
+                from .folded import write_folded
+
                 if diff:
                     from .diff import write_diff_folded
 
@@ -230,9 +245,13 @@ def flamegraph(
                 else:
                     write_folded(collapsed.stacks, sink)
             elif out_format == "speedscope":
+                from .speedscope import write_speedscope
+
                 write_speedscope(collapsed.stacks, sink, name=title if title != "Flame Graph" else source_name,
                                  modules=collapsed.modules, names=collapsed.names)
             else:
+                from .svg import render_svg
+
                 render_svg(
                     collapsed.stacks,
                     sink,
@@ -268,7 +287,15 @@ def flamegraph(
         if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
 
+    from .summary import terminal_text
+
+    done = None if to_stdout else f"wrote {terminal_text(output)} ({out_format}{', differential' if diff else ''})"
     if top:
+        from rich.console import Console
+        from rich.text import Text
+
+        from .summary import print_top, top_functions
+
         console = err if to_stdout else Console(highlight=False)
         print_top(
             top_functions(collapsed.stacks, top),
@@ -279,8 +306,10 @@ def flamegraph(
         )
         if diff:
             console.print(Text(subtitle or ""))
-        if not to_stdout:
-            console.print(Text(f"wrote {terminal_text(output)} ({out_format}{', differential' if diff else ''})"))
+        if done:
+            console.print(Text(done))
+    elif done:
+        print(done)  # no table: plain text, without importing rich for one line
 
 
 def profile(

@@ -137,43 +137,44 @@ def _looks_like_frame(s: bytes) -> bool:
 # Per frame line, a Python loop would spend more than perl does.  So a chunk of lines is looked up
 # in a dict of frame lines seen before, in C (split, then map), and Python works per stack and per
 # line it has not seen (see collapse_stap).  When frame lines repeat (fixed call sites), that is
-# all.  When they do not (a sampled PC varies, stacks of many processes), the chunk is first
-# rewritten by the regex engine: the parts that vary from line to line without changing the frame
-# (the address; a resolved symbol's +offset/size) become constants, so the rewritten lines
-# ("records") repeat.  Each rewrite is only applied where it
-# cannot change parse_frame's answer (see the patterns; a test compares every path with parse_frame
-# line by line).  Lines that are not frames go through the line-by-line code in collapse_stap.
+# all.  When they do not (a sampled PC varies, stacks of many processes), two things vary from line
+# to line without changing the frame: the address, and a resolved symbol's +offset/size.  Then the
+# chunk is read as records: the offsets are made constant by one substitution, and the chunk is split
+# at each line's "ADDR : ", so the address never reaches a key.  A record is the rest of its line,
+# followed by the lines up to the next record, if any (the count line of a stack, a message): these
+# records repeat, and are looked up in a dict of their own (a line and a record with the same bytes
+# may be different frames).  Where the substitution or the missing address might change what
+# parse_frame says, the line is read as it was (see _Frames.record; a test compares every path with
+# parse_frame line by line).
 _X = rb"0x[0-9a-fA-F]+"
-#: "ADDR : " before a name that starts with a printable character that is not "+" nor "(inexact)",
-#: and not "0x" (then the name is resolved and the address never part of the frame) -- or "0x" of
-#: an unresolved frame whose module part (after the last "[") does not start with "+" and holds
-#: "+0x" (then the name is "[module+offset]" from that part).  A record is b"\x01" + the rest.
-_N_ADDR = re.compile(rb"\n[ \t]*" + _X + rb" : (?=[!-~])(?!\+|\(inexact\))(?:(?!0x)|(?=" + _X
-                     + rb" \[(?!\+)(?=[^\n\[]*+\n)(?=[^\n]+?\+0x)))")
-#: a symbol's "+0xOFF/0xSIZE [": parse_frame strips it whole when it is before the last "[" of its line.
-#: That condition is not in the pattern (checking it at each match was a tenth of the run where every
-#: frame line differs); a record where it may not hold is found afterwards, among the lines the cache
-#: does not know (see _damaged).
+#: where a chunk read as records is split: a line's "ADDR : " (the address parse_frame partitions at)
+_SPLIT = re.compile(rb"\n[ \t]*" + _X + rb" : ")
+#: a symbol's "+0xOFF/0xSIZE [": parse_frame strips it whole when it is before the last "[" of its line
+#: and not where the name starts; where either may not hold, the line is read as it was (_Frames.record)
 _N_OFFSET = re.compile(rb"\+" + _X + rb"/" + _X + rb" \[")
 _OFFSET0 = b"+0x0/0x0 ["
-#: an unresolved record, "\x01" + "0xADDR [PATH+0xOFF/0xSIZE]" with no "[", "]" nor "+" in PATH: its name,
-#: "[basename(PATH)+0xOFF]", differs from line to line, so the cache cannot help and these lines are named
-#: in one pass over the chunk instead of one Python call each (see _Frames.prefill)
-_N_UNRESOLVED = re.compile(rb"\n(\x010x[0-9a-fA-F]+ \[([^\n\[\]+]+)\+(0x[0-9a-fA-F]+)/0x[0-9a-fA-F]+\])(?=\n)")
-#: the common resolved frame, a line or a record: "ADDR : SYM+0xOFF/0xSIZE [PATH]" with no "[" in PATH
-#: and SYM not "0x..." -- parse_frame names it (SYM, basename(PATH)); read by one match instead of
+#: an unresolved frame's record, "0xADDR [PATH+0xOFF/0xSIZE]" with no "[", "]" nor "+0x" in PATH, to the
+#: end of its line: its name, "[basename(PATH)+0xOFF]", differs from line to line, so the dict cannot
+#: help and these are named in one pass over the chunk instead of one Python call each (see
+#: _Frames.prefill).  The pass looks for " : 0x", not for a line's start (a tenth of the time): a
+#: match that is not a record (" : " twice in a line) names a string no record has, or names it right,
+#: as the name depends on nothing before it
+_N_UNRESOLVED = re.compile(rb" : (0x[0-9a-fA-F]+ \[((?:[^\n\[\]+]|\+(?!0x))+)\+(0x[0-9a-fA-F]+)/0x[0-9a-fA-F]+\])(?=\n)")
+#: a record that is a bare address (nothing known): parse_frame names it by itself
+_BARE = re.compile(_X)
+#: the common resolved frame, a line or a record: "[ADDR : ]SYM+0xOFF/0xSIZE [PATH]" with no "[" in
+#: PATH and SYM not "0x..." -- parse_frame names it (SYM, basename(PATH)); read by one match instead of
 #: parse_frame's steps (see _Frames.parse)
-_RESOLVED = re.compile(rb"(?:[ \t]*" + _X + rb" : |\x01)(?!0x)(.+?)\+" + _X + rb"/" + _X + rb" \[([^\n\[]*)\]")
-#: a line that is not a record but holds "+0x" (_N_OFFSET must not touch it)
-_N_RISKY = re.compile(rb"\n[^\x01\n][^\n]*?\+0x")
+_RESOLVED_LINE = re.compile(rb"[ \t]*" + _X + rb" : (?!0x)(.+?)\+" + _X + rb"/" + _X + rb" \[([^\n\[]*)\]")
+_RESOLVED_RECORD = re.compile(rb"(?!0x)(.+?)\+" + _X + rb"/" + _X + rb" \[([^\n\[]*)\]")
 _CHUNK = 1 << 18
-#: bytes of a chunk whose lines, when most of them are in the cache already, say it is not rewritten
+#: bytes of a chunk whose lines, when most of them are in the cache already, say it is not read as records
 _PEEK = 1 << 14
-#: bytes of a chunk whose repeated lines decide whether it is rewritten (when the peek did not)
+#: bytes of a chunk whose repeated lines decide whether it is read as records (when the peek did not)
 _SAMPLE = 1 << 16
 #: a count of more digits is taken for garbage (10**18 samples is ~30 years at 1 GHz)
 _MAX_COUNT_DIGITS = 18
-#: entries of the line cache before it is dropped (memory stays bounded on any input)
+#: entries of each cache before it is dropped (memory stays bounded on any input)
 _CACHE_LIMIT = 200_000
 
 
@@ -216,30 +217,44 @@ def _chunks(lines) -> Iterable[bytes]:
         yield rest if rest.endswith(b"\n") else rest + b"\n"
 
 
-def _rewrite(chunk: bytes) -> bytes:
-    """The chunk with its common frame lines as records (see the comment above); every line stays
-    where it was (a damaged record's line is read from the chunk as it was)."""
-    chunk = _N_ADDR.sub(b"\n\x01", chunk)
-    if _N_RISKY.search(chunk) is None:
-        chunk = _N_OFFSET.sub(_OFFSET0, chunk)
-    return chunk
+def _records(subbed: bytes) -> list[bytes]:
+    """A chunk whose offsets _N_OFFSET made constant, read as records (see the comment above):
+    element 0 is what comes before the first record (the chunk's first newline and the lines before
+    it), element k the rest of the k-th line that has an "ADDR : " and the lines after it, each after
+    a newline."""
+    return _SPLIT.split(subbed)
 
 
 def _damaged(record: bytes) -> bool:
     """True for a record in which _N_OFFSET may have rewritten more than the frame's own offset: a "["
-    follows its first "+0x0/0x0 [" (a name holding "+0x1/0x2 [", a module path holding "[").  Lines
-    with different names can give such a record, so it is never cached and never parsed: its line is
-    parsed as it was.  Every other record has one rewrite, at the last "[" of its line."""
+    follows its first "+0x0/0x0 [" (a name holding "+0x1/0x2 [", a module path holding "["), or the
+    name starts with it (parse_frame keeps an offset where the name starts).  Lines with different
+    names can give such a record, so it is never cached: its line is parsed as it was."""
     k = record.find(_OFFSET0)
-    return k >= 0 and record.find(b"[", k + len(_OFFSET0)) >= 0
+    return k >= 0 and (k == 0 or record.find(b"[", k + len(_OFFSET0)) >= 0)
+
+
+def _read_as_records(chunk: bytes, cache_contains, rewrote_last: bool) -> bool:
+    """Whether a chunk is read as records: when its lines are mostly new (a peek at its first lines,
+    looked up in the line cache: where call sites repeat, they are there after the first chunk) and
+    hardly repeat even within the chunk (a few %, where the stacks of one program share callers: a
+    quarter).  New lines after a chunk read as records: the same shape, no need to sample again."""
+    peek = chunk[:_PEEK].split(b"\n")
+    if sum(map(cache_contains, peek)) * 2 >= len(peek):
+        return False
+    if rewrote_last:
+        return True
+    some = chunk[:_SAMPLE].split(b"\n")
+    return len(set(some)) > 0.9 * len(some)
 
 
 class _Frames:
-    """Frame line or record (bytes) -> id of its (name, module) pair: ``cache`` holds the lines seen
-    (looked up in C by collapse_stap), ``parse`` the rest."""
+    """Frame line or record (bytes) -> id of its (name, module) pair: ``cache`` holds the lines seen,
+    ``records`` the records (both looked up in C by collapse_stap), ``parse`` and ``record`` the rest."""
 
     def __init__(self) -> None:
         self.cache: dict[bytes, int] = {}
+        self.records: dict[bytes, int] = {}
         self.pair_id: dict[tuple[str, str], int] = {}
         #: a module's PATH as the line holds it -> the module's name
         self.module_of: dict[bytes, str] = {}
@@ -252,15 +267,18 @@ class _Frames:
             m = self.module_of[path] = clean_name(_module_basename(_decode(path))) if path else ""
         return m
 
+    def _id(self, pair: tuple[str, str]) -> int:
+        return self.pair_id.setdefault(pair, len(self.pair_id))
+
     def prefill(self, chunk: bytes) -> list[bytes]:
-        """Put the chunk's unresolved records (see _N_UNRESOLVED) in the cache, named as parse_frame
-        names them, so the lookup finds them: where every sampled PC differs, 4% of frames are such
-        lines, and one call of parse each was a tenth of the run.  Returns them: they hardly repeat,
-        and the caller takes them out again after the chunk's lookup (kept, they would make the cache
-        six times larger, and every lookup slower)."""
-        if len(self.cache) >= _CACHE_LIMIT:
-            self.cache.clear()
-        cache = self.cache
+        """Put the chunk's unresolved records (see _N_UNRESOLVED) in the record cache, named as
+        parse_frame names them, so the lookup finds them: where every sampled PC differs, 4% of frames
+        are such lines, and one call of parse each was a tenth of the run.  Returns them: they hardly
+        repeat, and the caller takes them out again after the chunk's lookup (kept, they would make the
+        cache six times larger, and every lookup slower)."""
+        if len(self.records) >= _CACHE_LIMIT:
+            self.records.clear()
+        records = self.records
         pair_id = self.pair_id
         module = self._module
         added = []
@@ -274,28 +292,46 @@ class _Frames:
                 i = pair_id.get(pair)
                 if i is None:
                     i = pair_id[pair] = len(pair_id)
-                cache[rec] = i
+                records[rec] = i
                 added.append(rec)
         return added
 
     def parse(self, line: bytes) -> int:
-        """The id of a line the cache does not know (a frame line or a record), cached.  The common
-        resolved shape is read by one regex match (parse_frame's steps for each new line were a tenth
-        of the run where call sites repeat); anything else by parse_frame, the definition."""
-        m = _RESOLVED.fullmatch(line)
+        """The id of a frame line the cache does not know, cached.  The common resolved shape is read by
+        one regex match (parse_frame's steps for each new line were a tenth of the run where call
+        sites repeat); anything else by parse_frame, the definition."""
+        m = _RESOLVED_LINE.fullmatch(line)
         if m is not None:
             sym, path = m.groups()
-            pair = (clean_name(_decode(sym)), self._module(path))
+            i = self._id((clean_name(_decode(sym)), self._module(path)))
         else:
-            if line[:1] == b"\x01":
-                text = (b"0x0 : " + line[1:]).strip()
-            else:
-                text = line.strip()
-            pair = parse_frame(_decode(text))
-        i = self.pair_id.setdefault(pair, len(self.pair_id))
+            i = self._id(parse_frame(_decode(line.strip())))
         if len(self.cache) >= _CACHE_LIMIT:
             self.cache.clear()
         self.cache[line] = i
+        return i
+
+    def record(self, rec: bytes, line_as_it_was, at: int) -> int:
+        """The id of a record the record cache does not know; ``line_as_it_was(at)`` gives its line.
+
+        A record is cached when its name cannot depend on what the record lost: not _damaged, and
+        named alike after two different addresses (parse_frame's answer either ignores the address or
+        holds it).  Otherwise its line is parsed, uncached: records of other lines look the same."""
+        m = _RESOLVED_RECORD.fullmatch(rec)
+        if m is not None and not _damaged(rec):
+            sym, path = m.groups()
+            i = self._id((clean_name(_decode(sym)), self._module(path)))
+        elif _BARE.fullmatch(rec):
+            i = self._id((rec.decode(), ""))
+        else:
+            text = _decode(rec)
+            pair = parse_frame(("0x0 : " + text).strip())
+            if _damaged(rec) or pair != parse_frame(("0x1 : " + text).strip()):
+                return self._id(parse_frame(_decode(line_as_it_was(at).strip())))
+            i = self._id(pair)
+        if len(self.records) >= _CACHE_LIMIT:
+            self.records.clear()
+        self.records[rec] = i
         return i
 
 
@@ -324,7 +360,7 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
     n_messages = 0
     orphan_counts = 0
     bad_counts = 0
-    lineno = 0
+    lineno = 0  # lines before the chunk
 
     def end_without_count(reason_line: int) -> None:
         nonlocal cut_short, cut_example
@@ -335,41 +371,90 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
                 f", ended by line {reason_line}" if reason_line else "")
         pending.clear()
 
-    cache_get = frames.cache.get
-    cache_pop = frames.cache.pop
-    cache_contains = frames.cache.__contains__
-    rewrote_last = False
-    for chunk in _chunks(lines):
-        # Rewritten when its lines are mostly new (a peek at its first lines, looked up in the cache:
-        # where call sites repeat, they are there after the first chunk) and hardly repeat even within
-        # the chunk (a few %, where the stacks of one program share callers: a quarter).  Then every
-        # line is looked up (in C); a frame line seen before gives its id, anything else None, and
-        # only the Nones cost Python: the next one is found by list.index, the frames before it are
-        # added to the stack by a slice.  A chunk with \x01 bytes of its own is never rewritten and
-        # is read line by line.
-        own_x01 = b"\x01" in chunk
-        original = chunk
-        original_text = None  # its lines, split when a damaged record needs one
-        prefilled = ()
-        if not own_x01:
-            peek = chunk[:_PEEK].split(b"\n")
-            if sum(map(cache_contains, peek)) * 2 < len(peek):
-                # new lines after a rewritten chunk: the same shape, no need to sample again
-                some = () if rewrote_last else chunk[:_SAMPLE].split(b"\n")
-                rewrote_last = rewrote_last or len(set(some)) > 0.9 * len(some)
-                if rewrote_last:
-                    chunk = _rewrite(chunk)
-                    prefilled = frames.prefill(chunk)
+    def other_line(line: bytes, at: int) -> None:
+        """A line that is no cached frame: a count, a frame line not seen yet, a message, a blank,
+        anything else; ``at`` is its line number."""
+        nonlocal pending_line, skipped, n_messages, orphan_counts, bad_counts
+        s = line.strip()
+        if not s:
+            return  # a blank line ends nothing (see the docstring)
+        if s.isdigit():  # first: the line the cache never knows (a frame line is no number)
+            if len(s) > _MAX_COUNT_DIGITS:
+                bad_counts += 1
+                pending.clear()
+            elif pending:
+                key = tuple(pending)
+                pending.clear()
+                counts[key] = counts.get(key, 0) + int(s)
             else:
-                rewrote_last = False
-        else:
-            rewrote_last = False
-        text = chunk.split(b"\n")
-        end = len(text) - 1  # text[0] and text[end] are the empty ends of "\n...\n"
-        ids = [None] * len(text) if own_x01 else list(map(cache_get, text))
-        for rec in prefilled:
-            cache_pop(rec, None)
-        i = 1
+                orphan_counts += 1
+            return
+        if _looks_like_frame(s):
+            if not pending:
+                pending_line = at
+            pending.append(frames.parse(line))
+            return
+        if s.startswith((b"WARNING:", b"ERROR:")):
+            n_messages += 1
+            if len(messages) < _KEEP_MESSAGES:
+                messages.append(clean_name(_decode(s)))
+            return
+        if pending:
+            end_without_count(at)
+        skipped += 1
+        if len(skipped_examples) < 3:
+            skipped_examples.append(f"line {at}: {clean_name(_decode(s[:240]))[:80]}")
+
+    cache_get = frames.cache.get
+    records_get = frames.records.get
+    records_pop = frames.records.pop
+    cache_contains = frames.cache.__contains__
+    as_records = False
+    for chunk in _chunks(lines):
+        # Every line (or record) is looked up in C; a frame seen before gives its id, anything else
+        # None, and only the Nones cost Python: the next one is found by list.index, the frames before
+        # it are added to the stack by a slice.
+        as_records = _read_as_records(chunk, cache_contains, as_records)
+        if not as_records:
+            text = chunk.split(b"\n")
+            end = len(text) - 1  # text[0] and text[end] are the empty ends of "\n...\n"
+            ids = list(map(cache_get, text))
+            i = 1
+            while i < end:
+                try:
+                    j = ids.index(None, i, end)
+                except ValueError:
+                    j = end
+                if j > i:
+                    if not pending:
+                        pending_line = lineno + i
+                    pending += ids[i:j]
+                    if j == end:
+                        break
+                other_line(text[j], lineno + j)
+                i = j + 1
+            lineno += end - 1
+            continue
+
+        # read as records: text[k] is the k-th record and the lines after it (see _records); the
+        # line number of text[k]'s record is lineno + k + the lines after the records before it
+        original = chunk
+        original_text = None  # its lines, split when a line must be read as it was
+
+        def line_as_it_was(at: int) -> bytes:
+            nonlocal original_text
+            if original_text is None:
+                original_text = original.split(b"\n")
+            return original_text[at - lineno]
+
+        subbed = _N_OFFSET.sub(_OFFSET0, chunk)
+        prefilled = frames.prefill(subbed)
+        text = _records(subbed)
+        del subbed
+        end = len(text)
+        ids = list(map(records_get, text))
+        extra = 0  # lines after records, before the record in hand
+        i = 1 if text[0] == b"" else 0  # else text[0] holds lines, after a newline: never a key
         while i < end:
             try:
                 j = ids.index(None, i, end)
@@ -377,51 +462,38 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
                 j = end
             if j > i:
                 if not pending:
-                    pending_line = lineno + i
+                    pending_line = lineno + i + extra
                 pending += ids[i:j]
                 if j == end:
                     break
-            i = j + 1
-            line = text[j]
-            s = line.strip()
-            if not s:
-                continue  # a blank line ends nothing (see the docstring)
-            if s.isdigit():  # first: the line the cache never knows (a frame line or record is no number)
-                if len(s) > _MAX_COUNT_DIGITS:
-                    bad_counts += 1
-                    pending.clear()
-                elif pending:
+            rec, nl, after = text[j].partition(b"\n")
+            at = lineno + j + extra
+            if j:
+                k = records_get(rec) if nl else None
+                if k is None:
+                    k = frames.record(rec, line_as_it_was, at)
+                if not pending:
+                    pending_line = at
+                pending.append(k)
+            if nl:
+                s = after.strip()
+                if s.isdigit() and pending and len(s) <= _MAX_COUNT_DIGITS:
+                    # the common case, the stack's count (and blank lines): as other_line reads it
                     key = tuple(pending)
                     pending.clear()
                     counts[key] = counts.get(key, 0) + int(s)
-                else:
-                    orphan_counts += 1
-                continue
-            if line[:1] == b"\x01" and not own_x01:  # a record
-                if not pending:
-                    pending_line = lineno + j
-                if _damaged(line):
-                    if original_text is None:
-                        original_text = original.split(b"\n")
-                    line = original_text[j]
-                pending.append(frames.parse(line))
-                continue
-            if _looks_like_frame(s):
-                if not pending:
-                    pending_line = lineno + j
-                pending.append(frames.parse(line))
-                continue
-            if s.startswith((b"WARNING:", b"ERROR:")):
-                n_messages += 1
-                if len(messages) < _KEEP_MESSAGES:
-                    messages.append(clean_name(_decode(s)))
-                continue
-            if pending:
-                end_without_count(lineno + j)
-            skipped += 1
-            if len(skipped_examples) < 3:
-                skipped_examples.append(f"line {lineno + j}: {clean_name(_decode(s[:240]))[:80]}")
-        lineno += end - 1
+                    extra += after.count(b"\n") + 1
+                    i = j + 1
+                    continue
+                for n, line in enumerate(after.split(b"\n"), at + 1):
+                    if _OFFSET0 in line:  # perhaps rewritten by _N_OFFSET: read as it was
+                        line = line_as_it_was(n)
+                    other_line(line, n)
+                    extra += 1
+            i = j + 1
+        for rec in prefilled:
+            records_pop(rec, None)
+        lineno += end - 1 + extra - 1  # the last line's newline left an empty line after it
 
     if pending:
         end_without_count(0)

@@ -104,6 +104,39 @@ def test_module_import_is_light():
     assert "stapdoctor.profiler.svg" not in out and "'rich'" not in out
 
 
+def test_a_flamegraph_run_imports_only_what_it_uses(data_dir, tmp_path):
+    """Start-up is part of the speed (a tenth of a 60 MB run): `stapdoctor flamegraph -o F --top 0`
+    imports neither the fleet command (Ansible's settings, threads) nor rich (nothing to print but
+    one line); with a top-N table, rich comes back; and a run of `check` imports no profiler code."""
+    busy = data_dir / "collapse" / BUSY / "input.txt"
+    code = ("import sys; from stapdoctor.doctor.cli import main; sys.argv = ['stapdoctor'] + sys.argv[1:]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('rich', 'stapdoctor'))), file=sys.stderr)")
+
+    def modules(*args):
+        r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stderr.splitlines()[-1]
+
+    quiet = modules("flamegraph", busy, "-o", tmp_path / "f.svg", "--top", "0")
+    assert "stapdoctor.profiler.svg" in quiet and "stapdoctor.profiler.collapse" in quiet
+    assert "stapdoctor.doctor.fleet" not in quiet and "'rich" not in quiet
+    assert "'rich.console'" in modules("flamegraph", busy, "-o", tmp_path / "f.svg", "--top", "3")
+    version = modules("check", "--help")
+    assert "stapdoctor.profiler" not in version and "stapdoctor.doctor.fleet" not in version
+
+
+def test_help_and_typos_still_see_every_command():
+    exe = Path(sys.executable).parent / "stapdoctor"
+    r = subprocess.run([exe, "--help"], capture_output=True, text=True, env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    assert all(f" {c} " in r.stdout for c in ("check", "snapshot", "flamegraph", "profile", "fleet")), r.stdout
+    r = subprocess.run([exe, "flet"], capture_output=True, text=True, env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 2 and "Did you mean 'fleet'" in r.stderr
+    r = subprocess.run([exe, "fleet", "--help"], capture_output=True, text=True, env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0 and "--transport" in r.stdout
+
+
 def test_installed_command_line(data_dir, tmp_path):
     """The real entry point: `stapdoctor flamegraph` as a user runs it."""
     exe = Path(sys.executable).parent / "stapdoctor"

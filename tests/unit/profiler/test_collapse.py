@@ -1,9 +1,11 @@
 """Parser behaviour beyond the case files: frame shapes, FlameGraph's known bugs, streaming."""
 
 import io
+import re
 import tracemalloc
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -151,29 +153,72 @@ _line = st.one_of(
 )
 
 
+def _other_numbers(line: str) -> str:
+    """The line with every hex number changed: an address and an offset, also a name's digits."""
+    return re.sub(r"0x[0-9a-fA-F]+", lambda m: hex(int(m.group(), 16) + 1), line)
+
+
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(st.sampled_from(["", " ", "    ", "\t"]), _line), min_size=1, max_size=6))
-def test_rewrite_and_line_cache_give_parse_frames_answer(lines):
-    from stapdoctor.profiler.collapse import _damaged, _Frames, _rewrite, _decode
+def test_records_and_both_caches_give_parse_frames_answer(lines):
+    """Every frame line is named as parse_frame names it: from the line cache, from its record, and
+    from the one pass that names unresolved records; and a record that is cached is shared only by
+    lines that parse_frame names alike (each line is tried beside a twin with other numbers)."""
+    from stapdoctor.profiler.collapse import _N_OFFSET, _OFFSET0, _SPLIT, _decode, _Frames, _records
 
-    raw = [(ws + line).encode("utf-8", "replace") for ws, line in lines]
-    raw = [r for r in raw if b"\n" not in r and b"\x01" not in r and _looks_like_frame(r.strip())]
+    raw = [(ws + text).encode("utf-8", "replace") for ws, line in lines for text in (line, _other_numbers(line))]
+    raw = [r for r in raw if b"\n" not in r and _looks_like_frame(r.strip())]
     if not raw:
         return
     chunk = b"\n" + b"\n".join(raw) + b"\n"
-    rewritten = _rewrite(chunk)
-    assert rewritten.count(b"\n") == chunk.count(b"\n")
+    subbed = _N_OFFSET.sub(_OFFSET0, chunk)
+    text = _records(subbed)
+    records = iter(t.partition(b"\n")[0] for t in text[1:])
     prefilled = _Frames()
-    prefilled.prefill(rewritten)
-    for plain, rec in zip(raw, rewritten[1:-1].split(b"\n")):
+    prefilled.prefill(subbed)
+    shared = _Frames()  # one record cache for all the lines: a record cached for one line serves the next
+    for plain in raw:
         want = parse_frame(_decode(plain.strip()))
-        for line in (plain,) if _damaged(rec) else (plain, rec):  # a damaged record's line is read as it was
-            fr = _Frames()
-            i = fr.parse(line)
-            assert next(p for p, j in fr.pair_id.items() if j == i) == want, (plain, rec)
-        if rec in prefilled.cache:  # an unresolved record named in one pass over the chunk
-            i = prefilled.cache[rec]
+        fr = _Frames()
+        i = fr.parse(plain)
+        assert next(p for p, j in fr.pair_id.items() if j == i) == want, plain
+        if not _SPLIT.match(b"\n" + plain):
+            continue  # no "ADDR : ": this line is read as a line in both ways
+        rec = next(records)
+        i = shared.records.get(rec)
+        if i is None:
+            i = shared.record(rec, lambda at: plain, 0)
+        assert next(p for p, j in shared.pair_id.items() if j == i) == want, (plain, rec)
+        if rec in prefilled.records:  # an unresolved record named in one pass over the chunk
+            i = prefilled.records[rec]
             assert next(p for p, j in prefilled.pair_id.items() if j == i) == want, (plain, rec)
+    assert next(records, None) is None
+
+
+_doc_line = st.one_of(
+    _line,
+    st.builds(lambda n: f"\t{n}", st.integers(0, 10**6)),
+    st.sampled_from(["", "  ", "WARNING: Missing unwind data", "ERROR: probe overhead", "=== source nginx",
+                     "$ stap -v", "a+0x1/0x2 [b]", "text +0x10/0x20 [x] y", "\t9" + "9" * 20]),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.sampled_from(["", " ", "\t"]), _doc_line), max_size=40), st.integers(40, 400))
+def test_reading_as_records_gives_what_reading_lines_gives(doc, chunk_size):
+    """The whole parser, every chunk read as records, against every chunk read as lines: the same
+    stacks, messages and problems, line numbers included, over chunks of any size."""
+    from stapdoctor.profiler import collapse
+
+    data = "".join(ws + line + "\n" for ws, line in doc).encode("utf-8", "replace")
+    got = {}
+    for mode in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(collapse, "_CHUNK", chunk_size)
+            mp.setattr(collapse, "_read_as_records", lambda *a, mode=mode: mode)
+            c = collapse.collapse_stap(io.BytesIO(data), demangle=False)
+        got[mode] = (c.stacks, c.messages, c.problems, c.modules, c.names)
+    assert got[True] == got[False]
 
 
 def _reference(data: bytes) -> dict:
