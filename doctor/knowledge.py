@@ -251,6 +251,25 @@ def _distros() -> dict:
     return _load("distros.toml")
 
 
+@lru_cache(maxsize=None)
+def debug_symbols() -> dict:
+    """debug_symbols.toml: the package that carries a program's debug symbols, per family."""
+    return _load("debug_symbols.toml")
+
+
+def debug_symbols_remedy(distro_id: str, codename: str = "") -> str:
+    """How to install a program's debug symbols (package PKG) on a host of this os-release ID: its
+    family's command, or every family's when the family is not known."""
+    fams = debug_symbols()["family"]
+    known = family_of(distro_id)
+    ways = []
+    for fam in [fams[known]] if known in fams else fams.values():
+        first = fam["debug_packages"][0].format(pkg="PKG")
+        ways.append(f"{fam['label']}: {fam['install'].format(debug_package=first, pkg='PKG')} "
+                    f"({fam['where'].format(pkg='PKG', codename=codename or 'CODENAME')})")
+    return "; ".join(ways)
+
+
 def family_of(distro_id: str) -> str | None:
     for name, fam in _distros()["family"].items():
         if distro_id in fam["ids"]:

@@ -114,9 +114,12 @@ def human(n: int) -> str:
     return f"{n} bytes"
 
 
-# C0 and C1 controls, DEL, and the Unicode bidi/format controls that reorder or hide text on a terminal.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_CONTROL_NL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+#: what a terminal must not get from hostile text, besides tab and newline: C0 and C1 controls and DEL
+#: (escape sequences), the Unicode bidi and format controls that reorder or hide text, and lone
+#: surrogates (no encoding can print them).  Used for host facts here and symbol names in profiler/.
+TERMINAL_UNSAFE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff"
+_CONTROL = re.compile(f"[{TERMINAL_UNSAFE}]")
+_CONTROL_NL = re.compile(f"[\t\n{TERMINAL_UNSAFE}]")
 
 
 def printable(text: object, *, newlines: bool = False) -> str:

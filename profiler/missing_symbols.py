@@ -12,9 +12,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
 
 _MODULE_FRAME = re.compile(r"\[(?P<module>[^\[\]]+)\+0x[0-9a-fA-F]+\]")
 _BARE_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
@@ -41,12 +39,10 @@ class Distro:
     codename: str
 
 
-@lru_cache(maxsize=1)
 def _knowledge() -> dict:
     from stapdoctor.doctor import knowledge
 
-    with open(knowledge.DATA / "debug_symbols.toml", "rb") as f:
-        return tomllib.load(f)
+    return knowledge.debug_symbols()
 
 
 def this_distro() -> Distro:

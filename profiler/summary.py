@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-# C0, DEL and C1 (U+009B is a one-character CSI on some terminals); lone surrogates cannot be printed
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+from stapdoctor.doctor.safeio import TERMINAL_UNSAFE
+
+# the doctor's rule (escape sequences, bidi controls, lone surrogates), tab and newline too: one line
+_UNPRINTABLE = re.compile(f"[\t\n{TERMINAL_UNSAFE}]")
 #: characters of one name shown in the terminal (Rich wraps a 10 MB name for a minute)
 TERMINAL_NAME_MAX = 300
 

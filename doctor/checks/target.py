@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from .. import knowledge
 from . import Finding, check
 
 
@@ -38,9 +39,10 @@ def symbols(ctx) -> Finding | None:
         elif st == "partial":
             partial.append(f"{name} ({why})")
     n = len(t["objects"])
-    fix = ("install the debug symbols of these packages (Debian: PKG-dbgsym from the debian-debug archive or "
-           "debuginfod; Fedora: dnf debuginfo-install PKG), or rebuild with -g and without stripping; "
-           "build with -fno-omit-frame-pointer for complete stacks")
+    how = knowledge.debug_symbols_remedy(ctx.os.get("id", ""), ctx.os.get("codename", ""))
+    fix = (f"install the debug symbols of the packages that own these files, PKG ({how}), "
+           "or fetch them by build-id from the distribution's debuginfod, or rebuild with -g and without "
+           "stripping; build with -fno-omit-frame-pointer for complete stacks")
     if bad:
         return Finding("", title, "warn", f"would show as hex addresses: {'; '.join(bad)}"
                        + (f"; partial: {'; '.join(partial)}" if partial else ""), fix)

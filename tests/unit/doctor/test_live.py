@@ -62,6 +62,19 @@ def test_stripped_binary_is_listed(tmp_path):
     snap = snapshot.collect("/", binary=str(exe))
     f = {x.id: x for x in checks.run_checks(snap)}["target.symbols"]
     assert f.status == "warn" and "stripped" in f.evidence
+    # the remedy is this host's family's, from knowledge/debug_symbols.toml (this machine: Debian 12)
+    assert "Debian: apt-get install PKG-dbgsym (in the debian-debug archive, suite bookworm-debug" in f.remedy
+    assert "dnf debuginfo-install" not in f.remedy
+
+
+def test_debug_symbols_remedy_for_each_family_and_for_an_unknown_one():
+    from stapdoctor.doctor import knowledge
+
+    assert knowledge.debug_symbols_remedy("rocky").startswith("Fedora, RHEL and their rebuilds: dnf debuginfo-install PKG")
+    assert "suites quantal and quantal-updates" in knowledge.debug_symbols_remedy("ubuntu", "quantal")
+    every = knowledge.debug_symbols_remedy("arch")
+    assert all(w in every for w in ("Debian: apt-get install PKG-dbgsym", "Ubuntu: apt-get install PKG-dbgsym",
+                                    "dnf debuginfo-install PKG", "suite CODENAME-debug"))
 
 
 def test_pid_target(tmp_path):

@@ -188,10 +188,11 @@ def test_module_palette_without_module_names_says_so_and_uses_hot(run, tmp_path)
 def test_terminal_gets_no_escape_sequences_and_no_endless_name(run, tmp_path):
     src = tmp_path / "x.folded"
     huge = "f" * 10_000_000
-    src.write_text(f"main;evil\u009b31m\x1b]0;title\x07 5\nmain;{huge} 1\n")
+    src.write_text(f"main;evil\u009b31m\x1b]0;title\x07 5\nmain;{huge} 1\nmain;gnp.\u202eexe 2\n")
     r = run(src, "-o", tmp_path / "o.svg", "--top", "5")
     assert r.exit_code == 0, r.output
     assert "\x1b" not in r.stdout and "\u009b" not in r.stdout and "\x07" not in r.stdout
+    assert "\u202e" not in r.stdout and "gnp.\ufffdexe" in r.stdout  # a bidi override reorders what is read
     assert "evil" in r.stdout and "more characters" in r.stdout and len(r.stdout) < 20_000
 
 
