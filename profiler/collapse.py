@@ -405,6 +405,20 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
         if len(skipped_examples) < 3:
             skipped_examples.append(f"line {at}: {clean_name(_decode(s[:240]))[:80]}")
 
+    def cached_run(ids: list, i: int, end: int, at: int) -> int:
+        """Add the frames ids[i:j] (cached, so not None; the first on line ``at``) to the stack in
+        progress, where j is the index of the next None before ``end``, or ``end``: returns j."""
+        nonlocal pending_line
+        try:
+            j = ids.index(None, i, end)
+        except ValueError:
+            j = end
+        if j > i:
+            if not pending:
+                pending_line = at
+            pending.extend(ids[i:j])
+        return j
+
     cache_get = frames.cache.get
     records_get = frames.records.get
     records_pop = frames.records.pop
@@ -421,16 +435,9 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
             ids = list(map(cache_get, text))
             i = 1
             while i < end:
-                try:
-                    j = ids.index(None, i, end)
-                except ValueError:
-                    j = end
-                if j > i:
-                    if not pending:
-                        pending_line = lineno + i
-                    pending += ids[i:j]
-                    if j == end:
-                        break
+                j = cached_run(ids, i, end, lineno + i)
+                if j == end:
+                    break
                 other_line(text[j], lineno + j)
                 i = j + 1
             lineno += end - 1
@@ -456,16 +463,9 @@ def collapse_stap(lines: Iterable[bytes], *, demangle: bool = True) -> Collapsed
         extra = 0  # lines after records, before the record in hand
         i = 1 if text[0] == b"" else 0  # else text[0] holds lines, after a newline: never a key
         while i < end:
-            try:
-                j = ids.index(None, i, end)
-            except ValueError:
-                j = end
-            if j > i:
-                if not pending:
-                    pending_line = lineno + i + extra
-                pending += ids[i:j]
-                if j == end:
-                    break
+            j = cached_run(ids, i, end, lineno + i + extra)
+            if j == end:
+                break
             rec, nl, after = text[j].partition(b"\n")
             at = lineno + j + extra
             if j:
