@@ -156,7 +156,7 @@ _OFFSET0 = b"+0x0/0x0 ["
 #: an unresolved frame's record, "0xADDR [PATH+0xOFF/0xSIZE]" with no "[", "]" nor "+0x" in PATH, to the
 #: end of its line: its name, "[basename(PATH)+0xOFF]", differs from line to line, so the dict cannot
 #: help and these are named in one pass over the chunk instead of one Python call each (see
-#: _Frames.prefill).  The pass looks for " : 0x", not for a line's start (a tenth of the time): a
+#: _Frames.prefill).  The pass looks for " : 0x", not for a line's start (two thirds of the time): a
 #: match that is not a record (" : " twice in a line) names a string no record has, or names it right,
 #: as the name depends on nothing before it
 _N_UNRESOLVED = re.compile(rb" : (0x[0-9a-fA-F]+ \[((?:[^\n\[\]+]|\+(?!0x))+)\+(0x[0-9a-fA-F]+)/0x[0-9a-fA-F]+\])(?=\n)")
@@ -234,15 +234,15 @@ def _damaged(record: bytes) -> bool:
     return k >= 0 and (k == 0 or record.find(b"[", k + len(_OFFSET0)) >= 0)
 
 
-def _read_as_records(chunk: bytes, cache_contains, rewrote_last: bool) -> bool:
+def _read_as_records(chunk: bytes, cache_contains, last: bool) -> bool:
     """Whether a chunk is read as records: when its lines are mostly new (a peek at its first lines,
     looked up in the line cache: where call sites repeat, they are there after the first chunk) and
     hardly repeat even within the chunk (a few %, where the stacks of one program share callers: a
-    quarter).  New lines after a chunk read as records: the same shape, no need to sample again."""
+    quarter).  ``last``: the chunk before was read as records; then new lines need no sample."""
     peek = chunk[:_PEEK].split(b"\n")
     if sum(map(cache_contains, peek)) * 2 >= len(peek):
         return False
-    if rewrote_last:
+    if last:
         return True
     some = chunk[:_SAMPLE].split(b"\n")
     return len(set(some)) > 0.9 * len(some)
