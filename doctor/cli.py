@@ -195,7 +195,7 @@ def main() -> None:
     first = sys.argv[1] if len(sys.argv) > 1 else None
     if first in _OPTIONAL:
         _register_optional(_OPTIONAL[first])
-    elif first not in ("check", "snapshot"):
+    elif first not in {c.name or c.callback.__name__ for c in app.registered_commands}:
         _register_optional()
     try:
         app()

@@ -165,8 +165,8 @@ _BARE = re.compile(_X)
 #: the common resolved frame, a line or a record: "[ADDR : ]SYM+0xOFF/0xSIZE [PATH]" with no "[" in
 #: PATH and SYM not "0x..." -- parse_frame names it (SYM, basename(PATH)); read by one match instead of
 #: parse_frame's steps (see _Frames.parse)
-_RESOLVED_LINE = re.compile(rb"[ \t]*" + _X + rb" : (?!0x)(.+?)\+" + _X + rb"/" + _X + rb" \[([^\n\[]*)\]")
 _RESOLVED_RECORD = re.compile(rb"(?!0x)(.+?)\+" + _X + rb"/" + _X + rb" \[([^\n\[]*)\]")
+_RESOLVED_LINE = re.compile(rb"[ \t]*" + _X + rb" : " + _RESOLVED_RECORD.pattern)
 _CHUNK = 1 << 18
 #: bytes of a chunk whose lines, when most of them are in the cache already, say it is not read as records
 _PEEK = 1 << 14
