@@ -399,10 +399,16 @@ class VM:
     """A booted image: ``with VM(image) as vm: vm.run("uname -r")``. Always powered off on exit.
 
     The serial console goes to ``serial.log`` in ``log_dir`` (kept after the VM ends: CI keeps
-    it as an artefact on failure)."""
+    it as an artefact on failure).
+
+    The CPU model is qemu64 because TCG emulates a baseline x86-64 faster: glibc and gcc then use SSE2
+    code paths instead of the AVX2 ones a Skylake model offers. Measured on these 2-core machines, two
+    Debian 12 VMs side by side (1 vCPU each, started together): 4 kbuild compiles of a module took
+    110 s on qemu64 and 144 s on Skylake-Server-v4, a gzip round trip of 200 MB 9.7 s against 15.2 s.
+    Debian unstable's 7.2 kernel boots on qemu64 (`-cpu max` hangs it)."""
 
     def __init__(self, image: Image, *, log_dir: Path | str | None = None, memory: str = "4G",
-                 smp: int = 2, cpu: str = "Skylake-Server-v4", boot_timeout: float = 600,
+                 smp: int = 2, cpu: str = "qemu64", boot_timeout: float = 600,
                  extra_append: str = ""):
         self.image = image
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"vm-{image.recipe.name}-"))
